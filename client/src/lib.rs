@@ -1,0 +1,3 @@
+//! # chatlab-client
+//!
+//! The client core of chatlab (being written).

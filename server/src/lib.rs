@@ -1,0 +1,3 @@
+//! # chatlab-server
+//!
+//! The server of chatlab (being written).
