@@ -160,8 +160,7 @@ impl Engine {
         for frame in frames {
             match frame {
                 Frame::Fragment { stream, seq, index, count, data } => {
-                    let outcome =
-                        self.incoming.on_fragment(stream, seq, index, count, data, now, &mut self.deliveries);
+                    let outcome = self.incoming.on_fragment(stream, seq, index, count, data, now, &mut self.deliveries);
                     match outcome {
                         FragmentOutcome::Duplicate => self.stats.received.duplicate_messages += 1,
                         FragmentOutcome::Dropped => self.stats.received.dropped_over_limit += 1,
@@ -196,12 +195,8 @@ impl Engine {
             // peer's ack delay is exact for it alone.
             if pn == largest {
                 self.rtt.update(now.saturating_sub(sent_at), ack_delay);
-                let sample = RttSample {
-                    at: now,
-                    rtt: now.saturating_sub(sent_at),
-                    srtt: self.rtt.srtt(),
-                    rto: self.rtt.rto(),
-                };
+                let sample =
+                    RttSample { at: now, rtt: now.saturating_sub(sent_at), srtt: self.rtt.srtt(), rto: self.rtt.rto() };
                 self.stats.push_rtt_sample(sample);
             }
         }
@@ -256,7 +251,8 @@ impl Engine {
         let pn = self.next_pn;
         if ack_due || self.acks.has_news() {
             if let Some(ack) = self.acks.build_ack(now) {
-                let frame = Frame::Ack { largest: ack.largest, ack_delay_us: micros(ack.ack_delay), bitmap: &ack.bitmap };
+                let frame =
+                    Frame::Ack { largest: ack.largest, ack_delay_us: micros(ack.ack_delay), bitmap: &ack.bitmap };
                 frame.encode(out);
                 self.stats.sent.acks += 1;
             }
