@@ -154,9 +154,7 @@ impl OpenError {
 pub enum SealError {
     /// The packet number is not greater than the last one sealed. Sealing it would reuse an AES-GCM nonce (or send
     /// packet numbers backwards), so the sealer refuses.
-    #[error(
-        "packet number {packet_number} is not greater than the last sealed packet number {last}"
-    )]
+    #[error("packet number {packet_number} is not greater than the last sealed packet number {last}")]
     PacketNumberNotIncreasing {
         /// The packet number the caller asked for.
         packet_number: u64,
@@ -203,11 +201,7 @@ mod tests {
     #[test]
     fn kind_names_are_distinct_snake_case() {
         let mut names: Vec<_> = OpenErrorKind::ALL.iter().map(|k| k.as_str()).collect();
-        assert!(
-            names
-                .iter()
-                .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
-        );
+        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), OpenErrorKind::ALL.len());
@@ -215,27 +209,14 @@ mod tests {
 
     #[test]
     fn replay_verdicts_map_to_their_errors() {
-        assert_eq!(
-            OpenError::from_replay(Replay::Duplicate, 8),
-            OpenError::Replayed { packet_number: 8 }
-        );
-        assert_eq!(
-            OpenError::from_replay(Replay::TooOld, 8),
-            OpenError::TooOld { packet_number: 8 }
-        );
+        assert_eq!(OpenError::from_replay(Replay::Duplicate, 8), OpenError::Replayed { packet_number: 8 });
+        assert_eq!(OpenError::from_replay(Replay::TooOld, 8), OpenError::TooOld { packet_number: 8 });
     }
 
     #[test]
     fn messages_carry_the_details() {
-        assert!(
-            OpenError::Replayed { packet_number: 42 }
-                .to_string()
-                .contains("42")
-        );
-        let seal = SealError::PacketNumberNotIncreasing {
-            packet_number: 3,
-            last: 7,
-        };
+        assert!(OpenError::Replayed { packet_number: 42 }.to_string().contains("42"));
+        let seal = SealError::PacketNumberNotIncreasing { packet_number: 3, last: 7 };
         assert!(seal.to_string().contains('3') && seal.to_string().contains('7'));
     }
 }

@@ -59,8 +59,7 @@ const CONNECTION_ID_LEN: usize = 8;
 const PACKET_NUMBER_LEN: usize = 8;
 
 /// Length of the clear header, in bytes. Every datagram starts with exactly this many header bytes.
-pub const HEADER_LEN: usize =
-    VERSION_LEN + PACKET_TYPE_LEN + FLAGS_LEN + CONNECTION_ID_LEN + PACKET_NUMBER_LEN;
+pub const HEADER_LEN: usize = VERSION_LEN + PACKET_TYPE_LEN + FLAGS_LEN + CONNECTION_ID_LEN + PACKET_NUMBER_LEN;
 
 /// Flag bit carrying the key phase (see `key_update.rs`): it flips at every key update so the receiver knows which
 /// key generation sealed the packet.
@@ -137,9 +136,7 @@ impl Header {
         let bytes: &[u8; HEADER_LEN] = datagram
             .get(..HEADER_LEN)
             .and_then(|head| head.try_into().ok())
-            .ok_or(OpenError::Truncated {
-                len: datagram.len(),
-            })?;
+            .ok_or(OpenError::Truncated { len: datagram.len() })?;
         let [version] = field::<VERSION_LEN>(bytes, Self::VERSION_AT);
         if version != PROTOCOL_VERSION {
             return Err(OpenError::BadVersion { version });
@@ -150,11 +147,7 @@ impl Header {
         if flags & !KNOWN_FLAGS != 0 {
             return Err(OpenError::UnknownFlags { flags });
         }
-        let key_phase = if flags & FLAG_KEY_PHASE == 0 {
-            KeyPhase::Zero
-        } else {
-            KeyPhase::One
-        };
+        let key_phase = if flags & FLAG_KEY_PHASE == 0 { KeyPhase::Zero } else { KeyPhase::One };
         Ok(Header {
             packet_type,
             key_phase,
@@ -230,10 +223,7 @@ mod tests {
     fn short_input_is_truncated() {
         let bytes = sample().to_bytes();
         for len in 0..HEADER_LEN {
-            assert_eq!(
-                Header::parse(&bytes[..len]),
-                Err(OpenError::Truncated { len })
-            );
+            assert_eq!(Header::parse(&bytes[..len]), Err(OpenError::Truncated { len }));
         }
     }
 
@@ -241,12 +231,7 @@ mod tests {
     fn unknown_version_is_refused() {
         let mut bytes = sample().to_bytes();
         bytes[0] = PROTOCOL_VERSION.wrapping_add(1);
-        assert_eq!(
-            Header::parse(&bytes),
-            Err(OpenError::BadVersion {
-                version: PROTOCOL_VERSION.wrapping_add(1)
-            })
-        );
+        assert_eq!(Header::parse(&bytes), Err(OpenError::BadVersion { version: PROTOCOL_VERSION.wrapping_add(1) }));
     }
 
     #[test]
@@ -254,10 +239,7 @@ mod tests {
         for bad in [0u8, 2, 0xff] {
             let mut bytes = sample().to_bytes();
             bytes[1] = bad;
-            assert_eq!(
-                Header::parse(&bytes),
-                Err(OpenError::UnknownPacketType { packet_type: bad })
-            );
+            assert_eq!(Header::parse(&bytes), Err(OpenError::UnknownPacketType { packet_type: bad }));
         }
     }
 
@@ -266,19 +248,13 @@ mod tests {
         for bit in 1..8 {
             let mut bytes = sample().to_bytes();
             bytes[2] |= 1 << bit;
-            assert_eq!(
-                Header::parse(&bytes),
-                Err(OpenError::UnknownFlags { flags: bytes[2] })
-            );
+            assert_eq!(Header::parse(&bytes), Err(OpenError::UnknownFlags { flags: bytes[2] }));
         }
     }
 
     #[test]
     fn key_phase_zero_clears_the_flag() {
-        let header = Header {
-            key_phase: KeyPhase::Zero,
-            ..sample()
-        };
+        let header = Header { key_phase: KeyPhase::Zero, ..sample() };
         assert_eq!(header.flags(), 0);
         assert_eq!(Header::parse(&header.to_bytes()), Ok(header));
     }

@@ -62,9 +62,7 @@ pub struct KeyUpdateConfig {
 
 impl Default for KeyUpdateConfig {
     fn default() -> Self {
-        Self {
-            max_packets_per_key: MAX_PACKETS_PER_KEY,
-        }
+        Self { max_packets_per_key: MAX_PACKETS_PER_KEY }
     }
 }
 
@@ -72,9 +70,7 @@ impl KeyUpdateConfig {
     /// A configuration that updates the key after `max_packets_per_key` packets: lower than the default only to
     /// exercise key updates in tests and labs. Higher values than [`MAX_PACKETS_PER_KEY`] weaken confidentiality.
     pub fn with_max_packets_per_key(max_packets_per_key: u64) -> Self {
-        Self {
-            max_packets_per_key,
-        }
+        Self { max_packets_per_key }
     }
 
     /// The effective limit, at least 1.
@@ -113,11 +109,7 @@ pub(crate) struct KeyGeneration {
 impl KeyGeneration {
     /// Generation 0 of a direction.
     pub(crate) fn first(secret: DirectionSecret) -> Self {
-        Self {
-            key: secret.packet_key(),
-            secret,
-            number: 0,
-        }
+        Self { key: secret.packet_key(), secret, number: 0 }
     }
 
     /// The generation after this one.
@@ -142,11 +134,7 @@ impl KeyGeneration {
 
     /// Even generations have phase zero, odd ones phase one.
     pub(crate) fn phase(&self) -> KeyPhase {
-        if self.number % 2 == 0 {
-            KeyPhase::Zero
-        } else {
-            KeyPhase::One
-        }
+        if self.number % 2 == 0 { KeyPhase::Zero } else { KeyPhase::One }
     }
 }
 
@@ -173,41 +161,25 @@ impl ReceiveKeys {
     pub(crate) fn new(secret: DirectionSecret) -> Self {
         let current = KeyGeneration::first(secret);
         let next = current.next();
-        Self {
-            current,
-            current_first: 0,
-            previous: None,
-            next,
-        }
+        Self { current, current_first: 0, previous: None, next }
     }
 
     /// Picks the key for a datagram with this (not yet authenticated) phase and packet number, or `None` when it
     /// belongs to a previous generation whose key was already dropped.
-    pub(crate) fn choose(
-        &self,
-        phase: KeyPhase,
-        packet_number: u64,
-    ) -> Option<(KeyChoice, &PacketKey)> {
+    pub(crate) fn choose(&self, phase: KeyPhase, packet_number: u64) -> Option<(KeyChoice, &PacketKey)> {
         if phase == self.current.phase() {
             Some((KeyChoice::Current, self.current.key()))
         } else if packet_number > self.current_first {
             Some((KeyChoice::Next, self.next.key()))
         } else {
-            self.previous
-                .as_ref()
-                .map(|previous| (KeyChoice::Previous, previous.key()))
+            self.previous.as_ref().map(|previous| (KeyChoice::Previous, previous.key()))
         }
     }
 
     /// Records that a datagram numbered `packet_number` authenticated under `choice`: a next-generation packet
     /// completes the peer's key update. Then drops the previous key once no packet that could use it can pass the
     /// replay window any more (`lowest_acceptable` is the window's lowest acceptable packet number).
-    pub(crate) fn confirm(
-        &mut self,
-        choice: KeyChoice,
-        packet_number: u64,
-        lowest_acceptable: u64,
-    ) {
+    pub(crate) fn confirm(&mut self, choice: KeyChoice, packet_number: u64, lowest_acceptable: u64) {
         if choice == KeyChoice::Next {
             let after_next = self.next.next();
             let new_current = std::mem::replace(&mut self.next, after_next);
@@ -236,6 +208,7 @@ mod tests {
     use super::*;
     use crate::datagram::replay::REPLAY_WINDOW_PACKETS;
     use crate::datagram::{OpenError, Opener, PacketType, Role, Sealer, SessionKeys};
+    use proptest::strategy::Strategy;
 
     const CID: u64 = 0xC0FF_EE00_0000_0001;
 
@@ -243,20 +216,14 @@ mod tests {
         let secret = [0x42; 32];
         let (sealer, _) = SessionKeys::derive(&secret, Role::Client)
             .into_endpoints(CID, KeyUpdateConfig::with_max_packets_per_key(limit));
-        let (_, opener) = SessionKeys::derive(&secret, Role::Server)
-            .into_endpoints(CID, KeyUpdateConfig::default());
+        let (_, opener) = SessionKeys::derive(&secret, Role::Server).into_endpoints(CID, KeyUpdateConfig::default());
         (sealer, opener)
     }
 
     fn seal(sealer: &mut Sealer, packet_number: u64) -> Vec<u8> {
         let mut out = Vec::new();
         sealer
-            .seal(
-                PacketType::Data,
-                packet_number,
-                &packet_number.to_be_bytes(),
-                &mut out,
-            )
+            .seal(PacketType::Data, packet_number, &packet_number.to_be_bytes(), &mut out)
             .expect("increasing packet numbers seal");
         out
     }
@@ -265,6 +232,34 @@ mod tests {
         let opened = opener.open(datagram).expect("a genuine packet opens");
         assert_eq!(opened.header.packet_number, packet_number);
         assert_eq!(opened.plaintext, packet_number.to_be_bytes());
+    }
+
+    proptest::proptest! {
+        /// Packets reordered by less than one key generation (each may be overtaken only by packets sealed fewer
+        /// than `limit` numbers after it) all open exactly once, across every key update.
+        #[test]
+        fn reordering_shorter_than_a_generation_is_harmless(
+            (limit, jitter) in (1u64..=8).prop_flat_map(|limit| {
+                (proptest::strategy::Just(limit), proptest::collection::vec(0..limit, 1..80))
+            }),
+        ) {
+            let (mut sealer, mut opener) = endpoints(limit);
+            let count = jitter.len() as u64;
+            let sealed: Vec<Vec<u8>> = (0..count).map(|pn| seal(&mut sealer, pn)).collect();
+            let mut arrival: Vec<u64> = (0..count).collect();
+            arrival.sort_by_key(|&pn| (pn + jitter[pn as usize], pn));
+            for &pn in &arrival {
+                let opened = opener.open(&sealed[pn as usize]).map(|o| o.plaintext);
+                proptest::prop_assert_eq!(opened, Ok(pn.to_be_bytes().to_vec()), "packet {}", pn);
+            }
+            for &pn in &arrival {
+                proptest::prop_assert_eq!(
+                    opener.open(&sealed[pn as usize]).map(|o| o.plaintext),
+                    Err(OpenError::Replayed { packet_number: pn })
+                );
+            }
+            proptest::prop_assert_eq!(opener.key_generation(), (count - 1) / limit);
+        }
     }
 
     #[test]
@@ -278,10 +273,7 @@ mod tests {
         let first = KeyGeneration::first(SessionKeys::derive(&[1; 32], Role::Client).send);
         let second = first.next();
         let third = second.next();
-        assert_eq!(
-            [first.phase(), second.phase(), third.phase()],
-            [KeyPhase::Zero, KeyPhase::One, KeyPhase::Zero]
-        );
+        assert_eq!([first.phase(), second.phase(), third.phase()], [KeyPhase::Zero, KeyPhase::One, KeyPhase::Zero]);
         assert_eq!(third.number(), 2);
         assert_eq!(KeyPhase::Zero.flipped(), KeyPhase::One);
         assert_eq!(KeyPhase::One.flipped(), KeyPhase::Zero);
@@ -293,9 +285,7 @@ mod tests {
         let phases: Vec<KeyPhase> = (0..7)
             .map(|pn| {
                 let datagram = seal(&mut sealer, pn);
-                crate::datagram::Header::parse(&datagram)
-                    .expect("sealed header parses")
-                    .key_phase
+                crate::datagram::Header::parse(&datagram).expect("sealed header parses").key_phase
             })
             .collect();
         use KeyPhase::{One, Zero};
@@ -328,28 +318,21 @@ mod tests {
         for (pn, datagram) in sealed.iter().enumerate() {
             assert_eq!(
                 opener.open(datagram).map(|o| o.plaintext),
-                Err(OpenError::Replayed {
-                    packet_number: pn as u64
-                })
+                Err(OpenError::Replayed { packet_number: pn as u64 })
             );
         }
     }
 
     #[test]
     fn flipped_phase_bit_fails_authentication() {
+        // The flipped bit sends packet 1 to the next-generation key, which cannot verify it.
         let (mut sealer, mut opener) = endpoints(4);
-        let mut datagram = seal(&mut sealer, 0);
+        opens(&mut opener, &seal(&mut sealer, 0), 0);
+        let mut datagram = seal(&mut sealer, 1);
         datagram[2] ^= crate::datagram::FLAG_KEY_PHASE;
-        assert_eq!(
-            opener.open(&datagram).map(|o| o.plaintext),
-            Err(OpenError::Authentication)
-        );
-        assert_eq!(
-            opener.key_generation(),
-            0,
-            "a forged phase must not rotate the keys"
-        );
-        opens(&mut opener, &seal(&mut sealer, 1), 1);
+        assert_eq!(opener.open(&datagram).map(|o| o.plaintext), Err(OpenError::Authentication));
+        assert_eq!(opener.key_generation(), 0, "a forged phase must not rotate the keys");
+        opens(&mut opener, &seal(&mut sealer, 2), 2);
     }
 
     #[test]
@@ -359,16 +342,27 @@ mod tests {
             opens(&mut opener, &seal(&mut sealer, pn), pn);
         }
         assert_eq!(opener.key_generation(), 1);
-        assert!(
-            opener.keys_for_tests().has_previous(),
-            "generation 0 packets may still be in flight"
-        );
+        assert!(opener.keys_for_tests().has_previous(), "generation 0 packets may still be in flight");
         // Packet numbers may jump: the next generation starts far above, and the window slides past the switch.
         // The sealer is now at generation 1 with one packet left before it updates again.
         let far = 2 + REPLAY_WINDOW_PACKETS;
         opens(&mut opener, &seal(&mut sealer, far), far);
         assert_eq!(opener.key_generation(), 1);
         assert!(!opener.keys_for_tests().has_previous());
+    }
+
+    #[test]
+    fn other_phase_below_the_first_key_has_no_key() {
+        let keys = ReceiveKeys::new(SessionKeys::derive(&[3; 32], Role::Server).receive);
+        assert!(keys.choose(KeyPhase::One, 0).is_none(), "generation 0 has no previous key");
+        assert_eq!(keys.choose(KeyPhase::One, 1).map(|(choice, _)| choice), Some(KeyChoice::Next));
+        assert_eq!(keys.choose(KeyPhase::Zero, 0).map(|(choice, _)| choice), Some(KeyChoice::Current));
+        // Through the opener: a forged "key phase 1, packet 0" is dropped as unauthenticated and changes nothing.
+        let (mut sealer, mut opener) = endpoints(4);
+        let mut forged = seal(&mut sealer, 0);
+        forged[2] ^= crate::datagram::FLAG_KEY_PHASE;
+        assert_eq!(opener.open(&forged).map(|o| o.plaintext), Err(OpenError::Authentication));
+        opens(&mut opener, &seal(&mut sealer, 1), 1);
     }
 
     #[test]
@@ -381,9 +375,6 @@ mod tests {
         }
         assert_eq!(opener.key_generation(), 2);
         // Packet 1 was sealed under generation 0, which shares its phase with generation 2.
-        assert_eq!(
-            opener.open(&sealed[1]).map(|o| o.plaintext),
-            Err(OpenError::Authentication)
-        );
+        assert_eq!(opener.open(&sealed[1]).map(|o| o.plaintext), Err(OpenError::Authentication));
     }
 }

@@ -149,8 +149,7 @@ impl Direction {
 fn expand<const N: usize>(prk: &Hkdf<Sha256>, info: &[u8]) -> [u8; N] {
     const { assert!(N <= 255 * 32, "HKDF-SHA256 output is limited to 8160 bytes") };
     let mut okm = [0u8; N];
-    prk.expand(info, &mut okm)
-        .expect("HKDF-SHA256 expands up to 8160 bytes and N is checked at compile time");
+    prk.expand(info, &mut okm).expect("HKDF-SHA256 expands up to 8160 bytes and N is checked at compile time");
     okm
 }
 
@@ -174,34 +173,26 @@ impl DirectionSecret {
     /// direction's label).
     pub fn derive(session_secret: &[u8; SESSION_SECRET_LEN], direction: Direction) -> Self {
         let prk = Hkdf::<Sha256>::new(Some(HKDF_SALT), session_secret);
-        Self {
-            secret: expand(&prk, direction.label()),
-        }
+        Self { secret: expand(&prk, direction.label()) }
     }
 
     /// Treats this secret as an HKDF pseudorandom key, ready for Expand.
     fn as_prk(&self) -> Hkdf<Sha256> {
         // `from_prk` only rejects keys shorter than one SHA-256 output; ours is exactly one output long.
-        Hkdf::<Sha256>::from_prk(&self.secret)
-            .expect("a direction secret is exactly one SHA-256 output long")
+        Hkdf::<Sha256>::from_prk(&self.secret).expect("a direction secret is exactly one SHA-256 output long")
     }
 
     /// Derives the AES-256-GCM key and nonce salt of this generation.
     pub fn packet_key(&self) -> PacketKey {
         let prk = self.as_prk();
         let key: [u8; KEY_LEN] = expand(&prk, KEY_LABEL);
-        PacketKey {
-            cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)),
-            nonce_salt: expand(&prk, NONCE_SALT_LABEL),
-        }
+        PacketKey { cipher: Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)), nonce_salt: expand(&prk, NONCE_SALT_LABEL) }
     }
 
     /// Derives the next generation's secret (a key update). The step is one-way: an attacker who steals a later
     /// secret cannot walk back to earlier ones and decrypt recorded traffic.
     pub fn next(&self) -> Self {
-        Self {
-            secret: expand(&self.as_prk(), KEY_UPDATE_LABEL),
-        }
+        Self { secret: expand(&self.as_prk(), KEY_UPDATE_LABEL) }
     }
 
     /// The raw secret bytes, for known-answer tests.
@@ -249,10 +240,7 @@ impl PacketKey {
         buffer: &mut [u8],
     ) -> Result<[u8; super::TAG_LEN], AeadFailure> {
         let nonce = Nonce::from(self.nonce(packet_number));
-        let tag = self
-            .cipher
-            .encrypt_in_place_detached(&nonce, associated_data, buffer)
-            .map_err(|_| AeadFailure)?;
+        let tag = self.cipher.encrypt_in_place_detached(&nonce, associated_data, buffer).map_err(|_| AeadFailure)?;
         Ok(tag.into())
     }
 
@@ -265,9 +253,7 @@ impl PacketKey {
         tag: [u8; super::TAG_LEN],
     ) -> Result<(), AeadFailure> {
         let nonce = Nonce::from(self.nonce(packet_number));
-        self.cipher
-            .decrypt_in_place_detached(&nonce, associated_data, buffer, &Tag::from(tag))
-            .map_err(|_| AeadFailure)
+        self.cipher.decrypt_in_place_detached(&nonce, associated_data, buffer, &Tag::from(tag)).map_err(|_| AeadFailure)
     }
 }
 
@@ -293,10 +279,7 @@ impl SessionKeys {
 
     /// Builds the [`Sealer`] for outgoing and the [`Opener`] for incoming datagrams of connection `connection_id`.
     pub fn into_endpoints(self, connection_id: u64, config: KeyUpdateConfig) -> (Sealer, Opener) {
-        (
-            Sealer::new(connection_id, self.send, config),
-            Opener::new(connection_id, self.receive),
-        )
+        (Sealer::new(connection_id, self.send, config), Opener::new(connection_id, self.receive))
     }
 }
 
@@ -321,23 +304,11 @@ mod tests {
         let secret = counting_secret();
         let c2s = DirectionSecret::derive(&secret, Direction::ClientToServer);
         let s2c = DirectionSecret::derive(&secret, Direction::ServerToClient);
-        assert_eq!(
-            hex(c2s.bytes()),
-            "4a7dc4fc1f9431c8de408bcd0a2fafafbc3e701f082f042bab046123f7d61c9a"
-        );
-        assert_eq!(
-            hex(s2c.bytes()),
-            "45f4f7dabb3d602cc630ae44db8e69af9bd9c715f2f86d184309987243f138d5"
-        );
+        assert_eq!(hex(c2s.bytes()), "4a7dc4fc1f9431c8de408bcd0a2fafafbc3e701f082f042bab046123f7d61c9a");
+        assert_eq!(hex(s2c.bytes()), "45f4f7dabb3d602cc630ae44db8e69af9bd9c715f2f86d184309987243f138d5");
         assert_eq!(hex(&c2s.packet_key().nonce(0)), "a7f409d00000000000000000");
-        assert_eq!(
-            hex(&s2c.packet_key().nonce(0x0102_0304_0506_0708)),
-            "6ed882910102030405060708"
-        );
-        assert_eq!(
-            hex(c2s.next().bytes()),
-            "3568fccada9b77fd7a8a3bd577be90208fdbe51371a12c316c5a3f0b93c246fa"
-        );
+        assert_eq!(hex(&s2c.packet_key().nonce(0x0102_0304_0506_0708)), "6ed882910102030405060708");
+        assert_eq!(hex(c2s.next().bytes()), "3568fccada9b77fd7a8a3bd577be90208fdbe51371a12c316c5a3f0b93c246fa");
     }
 
     #[test]
@@ -362,8 +333,7 @@ mod tests {
 
     #[test]
     fn nonce_is_salt_then_big_endian_packet_number() {
-        let key =
-            DirectionSecret::derive(&counting_secret(), Direction::ClientToServer).packet_key();
+        let key = DirectionSecret::derive(&counting_secret(), Direction::ClientToServer).packet_key();
         let low = key.nonce(1);
         let high = key.nonce(u64::MAX);
         assert_eq!(low[..NONCE_SALT_LEN], high[..NONCE_SALT_LEN]);
@@ -382,28 +352,16 @@ mod tests {
 
     #[test]
     fn tampered_tag_fails_and_the_right_one_verifies() {
-        let key =
-            DirectionSecret::derive(&counting_secret(), Direction::ServerToClient).packet_key();
+        let key = DirectionSecret::derive(&counting_secret(), Direction::ServerToClient).packet_key();
         let mut buffer = *b"hello";
-        let tag = key
-            .seal_in_place(3, b"header", &mut buffer)
-            .expect("five bytes are sealable");
+        let tag = key.seal_in_place(3, b"header", &mut buffer).expect("five bytes are sealable");
         let sealed = buffer;
         let mut bad_tag = tag;
         bad_tag[0] ^= 1;
-        assert_eq!(
-            key.open_in_place(3, b"header", &mut buffer, bad_tag),
-            Err(AeadFailure)
-        );
+        assert_eq!(key.open_in_place(3, b"header", &mut buffer, bad_tag), Err(AeadFailure));
         assert_eq!(buffer, sealed, "a failed open must not decrypt");
-        assert_eq!(
-            key.open_in_place(4, b"header", &mut buffer, tag),
-            Err(AeadFailure)
-        );
-        assert_eq!(
-            key.open_in_place(3, b"other!", &mut buffer, tag),
-            Err(AeadFailure)
-        );
+        assert_eq!(key.open_in_place(4, b"header", &mut buffer, tag), Err(AeadFailure));
+        assert_eq!(key.open_in_place(3, b"other!", &mut buffer, tag), Err(AeadFailure));
         assert_eq!(key.open_in_place(3, b"header", &mut buffer, tag), Ok(()));
         assert_eq!(&buffer, b"hello");
     }

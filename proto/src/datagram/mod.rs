@@ -15,9 +15,9 @@
 //!
 //! *Associated data* is data the tag covers but that is not encrypted. chatlab's clear header is associated data:
 //! routers of the protocol (the server's session table, the replay window) must read it before decryption, and the
-//! tag still guarantees that nobody altered it (see [`header`](self::Header) for both reasons). The chatlab
-//! this project replaces used AES in CFB mode *without* authentication: an attacker could flip ciphertext bits and
-//! flip the same bits of the decrypted chat text, undetected. With an AEAD, such a packet is simply dropped.
+//! tag still guarantees that nobody altered it (see [`Header`] for both reasons). The Python chat room chatlab grew
+//! out of used AES in CFB mode *without* authentication: an attacker could flip ciphertext bits and so flip chosen
+//! bits of the decrypted chat text, undetected. With an AEAD, such a packet is simply dropped.
 //!
 //! # Layout of one datagram
 //!
@@ -98,9 +98,9 @@ pub use error::{OpenError, OpenErrorKind, SealError};
 pub use header::{FLAG_KEY_PHASE, HEADER_LEN, Header, KNOWN_FLAGS, PacketType};
 pub use key_update::{KEY_UPDATE_LABEL, KeyPhase, KeyUpdateConfig, MAX_PACKETS_PER_KEY};
 pub use keys::{
-    CLIENT_TO_SERVER_LABEL, DIRECTION_SECRET_LEN, Direction, DirectionSecret, HKDF_SALT, KEY_LABEL,
-    KEY_LEN, NONCE_LEN, NONCE_PACKET_NUMBER_LEN, NONCE_SALT_LABEL, NONCE_SALT_LEN, PacketKey, Role,
-    SERVER_TO_CLIENT_LABEL, SESSION_SECRET_LEN, SessionKeys,
+    CLIENT_TO_SERVER_LABEL, DIRECTION_SECRET_LEN, Direction, DirectionSecret, HKDF_SALT, KEY_LABEL, KEY_LEN, NONCE_LEN,
+    NONCE_PACKET_NUMBER_LEN, NONCE_SALT_LABEL, NONCE_SALT_LEN, PacketKey, Role, SERVER_TO_CLIENT_LABEL,
+    SESSION_SECRET_LEN, SessionKeys,
 };
 pub use open::{Opened, Opener};
 pub use replay::{REPLAY_WINDOW_PACKETS, Replay, ReplayWindow};

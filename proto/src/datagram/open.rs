@@ -42,11 +42,7 @@ pub struct Opener {
 impl Opener {
     /// An opener for connection `connection_id`, starting at key generation 0 of `secret`.
     pub fn new(connection_id: u64, secret: DirectionSecret) -> Self {
-        Self {
-            connection_id,
-            keys: ReceiveKeys::new(secret),
-            window: ReplayWindow::new(),
-        }
+        Self { connection_id, keys: ReceiveKeys::new(secret), window: ReplayWindow::new() }
     }
 
     /// The connection id this opener accepts.
@@ -73,11 +69,7 @@ impl Opener {
 
     /// Like [`open`](Self::open), but writes the plaintext into `plaintext` (cleared first) so a busy receiver
     /// reuses one buffer. On error `plaintext` is left empty.
-    pub fn open_into(
-        &mut self,
-        datagram: &[u8],
-        plaintext: &mut Vec<u8>,
-    ) -> Result<Header, OpenError> {
+    pub fn open_into(&mut self, datagram: &[u8], plaintext: &mut Vec<u8>) -> Result<Header, OpenError> {
         plaintext.clear();
         let len = datagram.len();
         if len < HEADER_LEN + TAG_LEN {
@@ -88,14 +80,10 @@ impl Opener {
         }
         let header = Header::parse(datagram)?;
         if header.connection_id != self.connection_id {
-            return Err(OpenError::WrongConnection {
-                connection_id: header.connection_id,
-            });
+            return Err(OpenError::WrongConnection { connection_id: header.connection_id });
         }
         let packet_number = header.packet_number;
-        self.window
-            .check(packet_number)
-            .map_err(|replay| OpenError::from_replay(replay, packet_number))?;
+        self.window.check(packet_number).map_err(|replay| OpenError::from_replay(replay, packet_number))?;
 
         // The length checks above guarantee both splits succeed; `Truncated` is the honest answer if they did not.
         let truncated = OpenError::Truncated { len };
@@ -105,22 +93,15 @@ impl Opener {
         let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| truncated)?;
 
         // A packet of a dropped key generation cannot be verified; to the caller that is a failed authentication.
-        let (choice, key) = self
-            .keys
-            .choose(header.key_phase, packet_number)
-            .ok_or(OpenError::Authentication)?;
+        let (choice, key) = self.keys.choose(header.key_phase, packet_number).ok_or(OpenError::Authentication)?;
         plaintext.extend_from_slice(ciphertext);
-        if key
-            .open_in_place(packet_number, associated_data, plaintext, tag)
-            .is_err()
-        {
+        if key.open_in_place(packet_number, associated_data, plaintext, tag).is_err() {
             plaintext.clear();
             return Err(OpenError::Authentication);
         }
 
         self.window.accept(packet_number);
-        self.keys
-            .confirm(choice, packet_number, self.window.lowest_acceptable());
+        self.keys.confirm(choice, packet_number, self.window.lowest_acceptable());
         Ok(header)
     }
 
@@ -143,18 +124,14 @@ mod tests {
 
     /// A client sealer and the matching server opener.
     fn pair() -> (Sealer, Opener) {
-        let (sealer, _) = SessionKeys::derive(&SECRET, Role::Client)
-            .into_endpoints(CID, KeyUpdateConfig::default());
-        let (_, opener) = SessionKeys::derive(&SECRET, Role::Server)
-            .into_endpoints(CID, KeyUpdateConfig::default());
+        let (sealer, _) = SessionKeys::derive(&SECRET, Role::Client).into_endpoints(CID, KeyUpdateConfig::default());
+        let (_, opener) = SessionKeys::derive(&SECRET, Role::Server).into_endpoints(CID, KeyUpdateConfig::default());
         (sealer, opener)
     }
 
     fn seal(sealer: &mut Sealer, packet_number: u64, plaintext: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        sealer
-            .seal(PacketType::Data, packet_number, plaintext, &mut out)
-            .expect("increasing packet numbers seal");
+        sealer.seal(PacketType::Data, packet_number, plaintext, &mut out).expect("increasing packet numbers seal");
         out
     }
 
@@ -170,9 +147,7 @@ mod tests {
         let (mut sealer, _) = SessionKeys::derive(&secret, Role::Client)
             .into_endpoints(0x0102_0304_0506_0708, KeyUpdateConfig::default());
         let mut out = Vec::new();
-        sealer
-            .seal(PacketType::Data, 42, b"hello, chatlab", &mut out)
-            .expect("fresh number");
+        sealer.seal(PacketType::Data, 42, b"hello, chatlab", &mut out).expect("fresh number");
         assert_eq!(
             hex(&out),
             "0101000102030405060708000000000000002a756eea998ccbc2401e4b99a37abe1dae0b259c246e3e70884686c9368366"
@@ -183,17 +158,11 @@ mod tests {
     #[test]
     fn datagram_after_key_update_known_answer() {
         let secret: [u8; 32] = std::array::from_fn(|i| i as u8);
-        let (mut sealer, _) = SessionKeys::derive(&secret, Role::Client).into_endpoints(
-            0x0102_0304_0506_0708,
-            KeyUpdateConfig::with_max_packets_per_key(1),
-        );
+        let (mut sealer, _) = SessionKeys::derive(&secret, Role::Client)
+            .into_endpoints(0x0102_0304_0506_0708, KeyUpdateConfig::with_max_packets_per_key(1));
         let mut out = Vec::new();
-        sealer
-            .seal(PacketType::Data, 42, b"hello, chatlab", &mut out)
-            .expect("fresh number");
-        sealer
-            .seal(PacketType::Data, 43, b"after the update", &mut out)
-            .expect("fresh number");
+        sealer.seal(PacketType::Data, 42, b"hello, chatlab", &mut out).expect("fresh number");
+        sealer.seal(PacketType::Data, 43, b"after the update", &mut out).expect("fresh number");
         assert_eq!(
             hex(&out),
             "0101010102030405060708000000000000002b8494c3fe458ee500998c5c2c45117ad3e605c77d3f578091421865214e32f904"
@@ -204,9 +173,7 @@ mod tests {
     fn round_trip() {
         let (mut sealer, mut opener) = pair();
         for (pn, text) in [(0, &b""[..]), (1, b"hi"), (2, &[0x5A; MAX_PLAINTEXT][..])] {
-            let opened = opener
-                .open(&seal(&mut sealer, pn, text))
-                .expect("genuine packet");
+            let opened = opener.open(&seal(&mut sealer, pn, text)).expect("genuine packet");
             assert_eq!(opened.plaintext, text);
             assert_eq!(opened.header.packet_number, pn);
             assert_eq!(opened.header.connection_id, CID);
@@ -218,27 +185,22 @@ mod tests {
 
     #[test]
     fn server_to_client_direction_works_too() {
-        let (mut server_sealer, _) = SessionKeys::derive(&SECRET, Role::Server)
-            .into_endpoints(CID, KeyUpdateConfig::default());
-        let (_, mut client_opener) = SessionKeys::derive(&SECRET, Role::Client)
-            .into_endpoints(CID, KeyUpdateConfig::default());
-        let opened = client_opener
-            .open(&seal(&mut server_sealer, 0, b"welcome"))
-            .expect("genuine packet");
+        let (mut server_sealer, _) =
+            SessionKeys::derive(&SECRET, Role::Server).into_endpoints(CID, KeyUpdateConfig::default());
+        let (_, mut client_opener) =
+            SessionKeys::derive(&SECRET, Role::Client).into_endpoints(CID, KeyUpdateConfig::default());
+        let opened = client_opener.open(&seal(&mut server_sealer, 0, b"welcome")).expect("genuine packet");
         assert_eq!(opened.plaintext, b"welcome");
     }
 
     #[test]
     fn own_packets_do_not_open_as_the_peers() {
         // A reflected datagram (sent back to its sender) is sealed with the other direction's key.
-        let (mut sealer, _) = SessionKeys::derive(&SECRET, Role::Client)
-            .into_endpoints(CID, KeyUpdateConfig::default());
-        let (_, mut own_opener) = SessionKeys::derive(&SECRET, Role::Client)
-            .into_endpoints(CID, KeyUpdateConfig::default());
-        assert_eq!(
-            own_opener.open(&seal(&mut sealer, 0, b"echo")),
-            Err(OpenError::Authentication)
-        );
+        let (mut sealer, _) =
+            SessionKeys::derive(&SECRET, Role::Client).into_endpoints(CID, KeyUpdateConfig::default());
+        let (_, mut own_opener) =
+            SessionKeys::derive(&SECRET, Role::Client).into_endpoints(CID, KeyUpdateConfig::default());
+        assert_eq!(own_opener.open(&seal(&mut sealer, 0, b"echo")), Err(OpenError::Authentication));
     }
 
     #[test]
@@ -249,23 +211,13 @@ mod tests {
         // ciphertext byte and every tag byte.
         let flags_byte = 2;
         let packet_number_bytes = HEADER_LEN - 8..HEADER_LEN;
-        let positions = std::iter::once(flags_byte)
-            .chain(packet_number_bytes)
-            .chain(HEADER_LEN..datagram.len());
+        let positions = std::iter::once(flags_byte).chain(packet_number_bytes).chain(HEADER_LEN..datagram.len());
         for position in positions {
             let (_, mut opener) = pair();
             let mut tampered = datagram.clone();
             tampered[position] ^= if position == flags_byte { 0x01 } else { 0x80 };
-            assert_eq!(
-                opener.open(&tampered),
-                Err(OpenError::Authentication),
-                "byte {position} changed"
-            );
-            assert_eq!(
-                opener.largest_packet_number(),
-                None,
-                "a forged packet moves nothing"
-            );
+            assert_eq!(opener.open(&tampered), Err(OpenError::Authentication), "byte {position} changed");
+            assert_eq!(opener.largest_packet_number(), None, "a forged packet moves nothing");
         }
     }
 
@@ -275,26 +227,14 @@ mod tests {
         let datagram = seal(&mut sealer, 0, b"x");
         let mut version = datagram.clone();
         version[0] = 2;
-        assert_eq!(
-            opener.open(&version),
-            Err(OpenError::BadVersion { version: 2 })
-        );
+        assert_eq!(opener.open(&version), Err(OpenError::BadVersion { version: 2 }));
         let mut packet_type = datagram.clone();
         packet_type[1] = 9;
-        assert_eq!(
-            opener.open(&packet_type),
-            Err(OpenError::UnknownPacketType { packet_type: 9 })
-        );
+        assert_eq!(opener.open(&packet_type), Err(OpenError::UnknownPacketType { packet_type: 9 }));
         let mut flags = datagram.clone();
         flags[2] |= 0x40;
-        assert_eq!(
-            opener.open(&flags),
-            Err(OpenError::UnknownFlags { flags: flags[2] })
-        );
-        assert!(
-            opener.open(&datagram).is_ok(),
-            "the genuine packet still opens"
-        );
+        assert_eq!(opener.open(&flags), Err(OpenError::UnknownFlags { flags: flags[2] }));
+        assert!(opener.open(&datagram).is_ok(), "the genuine packet still opens");
     }
 
     #[test]
@@ -302,17 +242,11 @@ mod tests {
         let (mut sealer, mut opener) = pair();
         let datagram = seal(&mut sealer, 0, b"some text");
         for len in 0..HEADER_LEN + TAG_LEN {
-            assert_eq!(
-                opener.open(&datagram[..len]),
-                Err(OpenError::Truncated { len })
-            );
+            assert_eq!(opener.open(&datagram[..len]), Err(OpenError::Truncated { len }));
         }
         // Long enough to parse, but cut inside the ciphertext: the tag no longer matches.
         let cut = datagram.len() - 1;
-        assert_eq!(
-            opener.open(&datagram[..cut]),
-            Err(OpenError::Authentication)
-        );
+        assert_eq!(opener.open(&datagram[..cut]), Err(OpenError::Authentication));
     }
 
     #[test]
@@ -320,19 +254,14 @@ mod tests {
         let (mut sealer, mut opener) = pair();
         let mut datagram = seal(&mut sealer, 0, &[1; MAX_PLAINTEXT]);
         datagram.push(0);
-        assert_eq!(
-            opener.open(&datagram),
-            Err(OpenError::TooLarge {
-                len: MAX_DATAGRAM_BYTES + 1
-            })
-        );
+        assert_eq!(opener.open(&datagram), Err(OpenError::TooLarge { len: MAX_DATAGRAM_BYTES + 1 }));
     }
 
     #[test]
     fn other_sessions_key_fails_authentication() {
         let (mut sealer, _) = pair();
-        let (_, mut stranger) = SessionKeys::derive(&[0x99; 32], Role::Server)
-            .into_endpoints(CID, KeyUpdateConfig::default());
+        let (_, mut stranger) =
+            SessionKeys::derive(&[0x99; 32], Role::Server).into_endpoints(CID, KeyUpdateConfig::default());
         let mut plaintext = b"leftover".to_vec();
         assert_eq!(
             stranger.open_into(&seal(&mut sealer, 0, b"secret"), &mut plaintext),
@@ -344,12 +273,9 @@ mod tests {
     #[test]
     fn wrong_connection_id_is_refused() {
         let (mut sealer, _) = pair();
-        let (_, mut other) = SessionKeys::derive(&SECRET, Role::Server)
-            .into_endpoints(CID + 1, KeyUpdateConfig::default());
-        assert_eq!(
-            other.open(&seal(&mut sealer, 0, b"hi")),
-            Err(OpenError::WrongConnection { connection_id: CID })
-        );
+        let (_, mut other) =
+            SessionKeys::derive(&SECRET, Role::Server).into_endpoints(CID + 1, KeyUpdateConfig::default());
+        assert_eq!(other.open(&seal(&mut sealer, 0, b"hi")), Err(OpenError::WrongConnection { connection_id: CID }));
     }
 
     #[test]
@@ -357,10 +283,7 @@ mod tests {
         let (mut sealer, mut opener) = pair();
         let datagram = seal(&mut sealer, 10, b"see you at 8");
         assert!(opener.open(&datagram).is_ok());
-        assert_eq!(
-            opener.open(&datagram),
-            Err(OpenError::Replayed { packet_number: 10 })
-        );
+        assert_eq!(opener.open(&datagram), Err(OpenError::Replayed { packet_number: 10 }));
     }
 
     #[test]
@@ -369,10 +292,7 @@ mod tests {
         let old = seal(&mut sealer, 0, b"late");
         let new = seal(&mut sealer, REPLAY_WINDOW_PACKETS, b"early");
         assert!(opener.open(&new).is_ok());
-        assert_eq!(
-            opener.open(&old),
-            Err(OpenError::TooOld { packet_number: 0 })
-        );
+        assert_eq!(opener.open(&old), Err(OpenError::TooOld { packet_number: 0 }));
     }
 
     #[test]
@@ -384,9 +304,7 @@ mod tests {
         forged[HEADER_LEN - 8..HEADER_LEN].copy_from_slice(&(u64::MAX - 1).to_be_bytes());
         assert_eq!(opener.open(&forged), Err(OpenError::Authentication));
         assert_eq!(opener.largest_packet_number(), Some(0));
-        let genuine = opener
-            .open(&seal(&mut sealer, 2, b"three"))
-            .expect("still accepted");
+        let genuine = opener.open(&seal(&mut sealer, 2, b"three")).expect("still accepted");
         assert_eq!(genuine.plaintext, b"three");
     }
 

@@ -15,8 +15,7 @@
 //!
 //! Remembering every number ever seen would take unbounded memory. Remembering only the largest one ("accept only
 //! increasing numbers") breaks on the real Internet, where packets are reordered: packet 9 may arrive before
-//! packet 8, and 8 is still legitimate. The compromise, used by IPsec (RFC 4303), DTLS, WireGuard and QUIC, is a
-//! window: the receiver remembers the largest accepted number and, for the [`REPLAY_WINDOW_PACKETS`] numbers at and
+//! packet 8, and 8 is still legitimate. The compromise, used by IPsec (RFC 4303), DTLS and WireGuard, is a window: the receiver remembers the largest accepted number and, for the [`REPLAY_WINDOW_PACKETS`] numbers at and
 //! below it, one bit each saying "seen". A number
 //!
 //! * above the largest is new, and moves the window up (it *slides*);
@@ -48,10 +47,10 @@
 /// one is still accepted if it is new.
 ///
 /// The window must cover every packet that can legitimately arrive late: all packets the peer may have in flight
-/// at once, reordered arbitrarily. DESIGN.md asks for at least 1024. 2048 gives twice that headroom — at 150 000
-/// packets per second it is 13 ms of traffic, and far more than the reliability engine's send window keeps in
-/// flight — for 256 bytes of bitmap per session, about 1 % of the ~20 KiB budget of an idle session. A multiple of 64
-/// so the bitmap is whole `u64` words.
+/// at once, reordered arbitrarily; a packet that arrives later than that is dropped as too old and its content is
+/// retransmitted, so the reliability engine's send window should stay below it. DESIGN.md asks for at least 1024.
+/// 2048 gives twice that headroom (at 150 000 packets per second, about 13 ms of traffic) for 256 bytes of bitmap per
+/// session, about 1 % of the ~20 KiB budget of an idle session. A multiple of 64 so the bitmap is whole `u64` words.
 pub const REPLAY_WINDOW_PACKETS: u64 = 2048;
 
 /// Bits in one bitmap word.
@@ -87,10 +86,7 @@ impl std::fmt::Debug for ReplayWindow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReplayWindow")
             .field("largest", &self.largest)
-            .field(
-                "seen_in_window",
-                &self.seen.iter().map(|w| w.count_ones()).sum::<u32>(),
-            )
+            .field("seen_in_window", &self.seen.iter().map(|w| w.count_ones()).sum::<u32>())
             .finish()
     }
 }
@@ -104,10 +100,7 @@ impl Default for ReplayWindow {
 impl ReplayWindow {
     /// An empty window: every packet number is new.
     pub fn new() -> Self {
-        Self {
-            largest: None,
-            seen: [0; WINDOW_WORDS],
-        }
+        Self { largest: None, seen: [0; WINDOW_WORDS] }
     }
 
     /// The largest accepted packet number, or `None` if nothing was accepted yet.
@@ -159,11 +152,7 @@ impl ReplayWindow {
         if largest - packet_number >= REPLAY_WINDOW_PACKETS {
             return Err(Replay::TooOld);
         }
-        if self.is_set(packet_number) {
-            Err(Replay::Duplicate)
-        } else {
-            Ok(())
-        }
+        if self.is_set(packet_number) { Err(Replay::Duplicate) } else { Ok(()) }
     }
 
     /// Records `packet_number` as seen, sliding the window up if it is the new largest. Call it only after the tag
@@ -272,6 +261,15 @@ mod tests {
     }
 
     #[test]
+    fn partial_slide_forgets_the_bit_a_new_number_inherits() {
+        // 5 and 5 + W share a bitmap position. The slide from 5 + W/2 to 5 + W + 1 is shorter than the window, so
+        // only the newly covered positions are cleared — and 5's old bit must be among them.
+        let window = window_with(&[5, 5 + REPLAY_WINDOW_PACKETS / 2, 5 + REPLAY_WINDOW_PACKETS + 1]);
+        assert_eq!(window.check(5 + REPLAY_WINDOW_PACKETS), Ok(()));
+        assert_eq!(window.check(5), Err(Replay::TooOld));
+    }
+
+    #[test]
     fn huge_jump_clears_the_whole_window() {
         let mut window = window_with(&[0, 1, 2, 3]);
         window.accept(u64::MAX - 3);
@@ -288,14 +286,8 @@ mod tests {
         assert_eq!(window.check(u64::MAX), Err(Replay::Duplicate));
         assert_eq!(window.check(u64::MAX - 1), Err(Replay::Duplicate));
         assert_eq!(window.check(u64::MAX - 2), Ok(()));
-        assert_eq!(
-            window.lowest_acceptable(),
-            u64::MAX - (REPLAY_WINDOW_PACKETS - 1)
-        );
-        assert_eq!(
-            window.check(u64::MAX - REPLAY_WINDOW_PACKETS),
-            Err(Replay::TooOld)
-        );
+        assert_eq!(window.lowest_acceptable(), u64::MAX - (REPLAY_WINDOW_PACKETS - 1));
+        assert_eq!(window.check(u64::MAX - REPLAY_WINDOW_PACKETS), Err(Replay::TooOld));
     }
 
     #[test]
@@ -310,10 +302,7 @@ mod tests {
     #[test]
     fn debug_counts_seen_packets() {
         let text = format!("{:?}", window_with(&[3, 4]));
-        assert!(
-            text.contains("largest: Some(4)") && text.contains("seen_in_window: 2"),
-            "{text}"
-        );
+        assert!(text.contains("largest: Some(4)") && text.contains("seen_in_window: 2"), "{text}");
     }
 
     proptest! {

@@ -82,17 +82,11 @@ impl Sealer {
     ) -> Result<(), SealError> {
         match self.last_packet_number {
             Some(last) if packet_number <= last => {
-                return Err(SealError::PacketNumberNotIncreasing {
-                    packet_number,
-                    last,
-                });
+                return Err(SealError::PacketNumberNotIncreasing { packet_number, last });
             }
             _ => {}
         }
-        let too_large = SealError::PlaintextTooLarge {
-            len: plaintext.len(),
-            max: MAX_PLAINTEXT,
-        };
+        let too_large = SealError::PlaintextTooLarge { len: plaintext.len(), max: MAX_PLAINTEXT };
         if plaintext.len() > MAX_PLAINTEXT {
             return Err(too_large);
         }
@@ -114,11 +108,7 @@ impl Sealer {
         out.extend_from_slice(plaintext);
         let body = out.get_mut(HEADER_LEN..).unwrap_or_default();
         // AES-GCM only refuses inputs of tens of gigabytes; the size check above makes that unreachable.
-        let tag = self
-            .generation
-            .key()
-            .seal_in_place(packet_number, &header, body)
-            .map_err(|_| too_large)?;
+        let tag = self.generation.key().seal_in_place(packet_number, &header, body).map_err(|_| too_large)?;
         out.extend_from_slice(&tag);
 
         self.sealed_with_key = self.sealed_with_key.saturating_add(1);
@@ -135,8 +125,7 @@ mod tests {
     const CID: u64 = 0x0123_4567_89AB_CDEF;
 
     fn sealer() -> Sealer {
-        let (sealer, _) = SessionKeys::derive(&[9; 32], Role::Client)
-            .into_endpoints(CID, KeyUpdateConfig::default());
+        let (sealer, _) = SessionKeys::derive(&[9; 32], Role::Client).into_endpoints(CID, KeyUpdateConfig::default());
         sealer
     }
 
@@ -145,9 +134,7 @@ mod tests {
         assert_eq!(MAX_PLAINTEXT, 1200 - 19 - 16);
         let mut sealer = sealer();
         let mut out = Vec::new();
-        sealer
-            .seal(PacketType::Data, 0, &[0xAB; MAX_PLAINTEXT], &mut out)
-            .expect("the largest plaintext fits");
+        sealer.seal(PacketType::Data, 0, &[0xAB; MAX_PLAINTEXT], &mut out).expect("the largest plaintext fits");
         assert_eq!(out.len(), MAX_DATAGRAM_BYTES);
     }
 
@@ -157,10 +144,7 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             sealer.seal(PacketType::Data, 5, &[0; MAX_PLAINTEXT + 1], &mut out),
-            Err(SealError::PlaintextTooLarge {
-                len: MAX_PLAINTEXT + 1,
-                max: MAX_PLAINTEXT
-            })
+            Err(SealError::PlaintextTooLarge { len: MAX_PLAINTEXT + 1, max: MAX_PLAINTEXT })
         );
         assert_eq!(sealer.last_packet_number(), None);
         assert_eq!(sealer.seal(PacketType::Data, 5, b"fits", &mut out), Ok(()));
@@ -170,16 +154,11 @@ mod tests {
     fn reused_packet_number_is_refused() {
         let mut sealer = sealer();
         let mut out = Vec::new();
-        sealer
-            .seal(PacketType::Data, 7, b"first", &mut out)
-            .expect("fresh number");
+        sealer.seal(PacketType::Data, 7, b"first", &mut out).expect("fresh number");
         for reused in [7, 6, 0] {
             assert_eq!(
                 sealer.seal(PacketType::Data, reused, b"again", &mut out),
-                Err(SealError::PacketNumberNotIncreasing {
-                    packet_number: reused,
-                    last: 7
-                })
+                Err(SealError::PacketNumberNotIncreasing { packet_number: reused, last: 7 })
             );
         }
         assert_eq!(sealer.last_packet_number(), Some(7));
@@ -190,16 +169,10 @@ mod tests {
     fn largest_packet_number_is_the_last_one() {
         let mut sealer = sealer();
         let mut out = Vec::new();
-        assert_eq!(
-            sealer.seal(PacketType::Data, u64::MAX, b"last", &mut out),
-            Ok(())
-        );
+        assert_eq!(sealer.seal(PacketType::Data, u64::MAX, b"last", &mut out), Ok(()));
         assert_eq!(
             sealer.seal(PacketType::Data, u64::MAX, b"again", &mut out),
-            Err(SealError::PacketNumberNotIncreasing {
-                packet_number: u64::MAX,
-                last: u64::MAX
-            })
+            Err(SealError::PacketNumberNotIncreasing { packet_number: u64::MAX, last: u64::MAX })
         );
     }
 
@@ -207,34 +180,20 @@ mod tests {
     fn output_is_header_ciphertext_tag() {
         let mut sealer = sealer();
         let mut out = vec![0xEE; 3000];
-        sealer
-            .seal(PacketType::Data, 1, b"hello", &mut out)
-            .expect("fresh number");
-        assert_eq!(
-            out.len(),
-            HEADER_LEN + 5 + TAG_LEN,
-            "the buffer is cleared first"
-        );
+        sealer.seal(PacketType::Data, 1, b"hello", &mut out).expect("fresh number");
+        assert_eq!(out.len(), HEADER_LEN + 5 + TAG_LEN, "the buffer is cleared first");
         let header = Header::parse(&out).expect("own header parses");
         assert_eq!(header.connection_id, CID);
         assert_eq!(header.packet_number, 1);
-        assert_ne!(
-            &out[HEADER_LEN..HEADER_LEN + 5],
-            b"hello",
-            "the payload is encrypted"
-        );
+        assert_ne!(&out[HEADER_LEN..HEADER_LEN + 5], b"hello", "the payload is encrypted");
     }
 
     #[test]
     fn same_plaintext_under_new_packet_numbers_gives_new_ciphertexts() {
         let mut sealer = sealer();
         let (mut first, mut second) = (Vec::new(), Vec::new());
-        sealer
-            .seal(PacketType::Data, 1, b"same text", &mut first)
-            .expect("fresh number");
-        sealer
-            .seal(PacketType::Data, 2, b"same text", &mut second)
-            .expect("fresh number");
+        sealer.seal(PacketType::Data, 1, b"same text", &mut first).expect("fresh number");
+        sealer.seal(PacketType::Data, 2, b"same text", &mut second).expect("fresh number");
         assert_ne!(first[HEADER_LEN..], second[HEADER_LEN..]);
     }
 }
