@@ -8,6 +8,7 @@
 
 pub mod control;
 pub mod datagram;
+pub mod endpoint;
 pub mod engine;
 pub mod impair;
 pub mod limits;

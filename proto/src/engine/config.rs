@@ -6,13 +6,15 @@ use thiserror::Error;
 
 use super::frame::{ACK_FRAME_MAX, FRAGMENT_OVERHEAD_MAX};
 use super::rtt::{DEFAULT_GRANULARITY, DEFAULT_INITIAL_RTT, DEFAULT_MAX_RTO, DEFAULT_MIN_RTO};
+use crate::datagram::{HEADER_LEN, TAG_LEN};
 use crate::limits::MAX_DATAGRAM_BYTES;
 
-/// Bytes the datagram layer adds around the engine's payload: a 19-byte clear header and a 16-byte AEAD tag.
-pub const DATAGRAM_OVERHEAD: usize = 19 + 16;
+/// Bytes the datagram layer adds around the engine's payload: the clear header and the AEAD tag.
+pub const DATAGRAM_OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 
 /// Largest engine payload per datagram: the 1200-byte datagram minus header and tag.
 pub const DEFAULT_MAX_PAYLOAD: usize = MAX_DATAGRAM_BYTES - DATAGRAM_OVERHEAD;
+const _: () = assert!(DEFAULT_MAX_PAYLOAD == crate::datagram::MAX_PLAINTEXT);
 
 /// Largest message the engine accepts, in bytes: 4096 bytes of text plus room for names, ids and the MessagePack
 /// envelope the application wraps around it. Eight fragments at most, so a reassembly buffer stays small.

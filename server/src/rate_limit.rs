@@ -1,0 +1,185 @@
+//! Token buckets: how the server says "not so fast" without punishing anyone else.
+//!
+//! A token bucket holds up to `capacity` tokens and gains `refill_per_sec` tokens every second. Each action (a chat
+//! message, a failed login) takes one token; with the bucket empty the action is refused. The capacity is the burst
+//! a person may make (pasting a few lines at once), the refill rate is the pace they may keep up for ever. It is the
+//! same algorithm routers use to police traffic, and it needs two numbers of state per bucket.
+//!
+//! [`KeyedBuckets`] keeps one bucket per key (an account name, an IP address) with a bounded number of keys, so an
+//! attacker inventing keys cannot grow the server's memory: when the map is full, buckets that have refilled
+//! completely (and so carry no information) are forgotten first, and if none has, the action is refused, which
+//! errs on the side of safety.
+//!
+//! Time is passed in, as everywhere in chatlab's logic, so the tests run without sleeping.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::Instant;
+
+/// The shape of a bucket: burst size and sustained rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketShape {
+    /// Most tokens the bucket can hold: the largest burst.
+    pub capacity: f64,
+    /// Tokens added per second: the sustained rate.
+    pub refill_per_sec: f64,
+}
+
+/// One token bucket.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    shape: BucketShape,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn new(shape: BucketShape, now: Instant) -> Self {
+        Self { shape, tokens: shape.capacity, last: now }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.shape.refill_per_sec).min(self.shape.capacity);
+        self.last = now;
+    }
+
+    /// Takes one token if there is one.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether a token is available, without taking it.
+    pub fn has_token(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= 1.0
+    }
+
+    /// Seconds until the next token, zero when one is available.
+    pub fn wait_secs(&mut self, now: Instant) -> f64 {
+        self.refill(now);
+        if self.tokens >= 1.0 || self.shape.refill_per_sec <= 0.0 {
+            0.0
+        } else {
+            (1.0 - self.tokens) / self.shape.refill_per_sec
+        }
+    }
+
+    fn is_full(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= self.shape.capacity
+    }
+}
+
+/// One bucket per key, with a bound on the number of keys.
+#[derive(Debug)]
+pub struct KeyedBuckets<K> {
+    shape: BucketShape,
+    max_keys: usize,
+    buckets: HashMap<K, TokenBucket>,
+}
+
+impl<K: Eq + Hash + Clone> KeyedBuckets<K> {
+    pub fn new(shape: BucketShape, max_keys: usize) -> Self {
+        Self { shape, max_keys, buckets: HashMap::new() }
+    }
+
+    /// Whether `key` may act now, without taking a token (e.g. before an expensive password check).
+    pub fn allows(&mut self, key: &K, now: Instant) -> bool {
+        match self.buckets.get_mut(key) {
+            Some(bucket) => bucket.has_token(now),
+            None => true,
+        }
+    }
+
+    /// Takes a token for `key`; false when its bucket is empty or no room is left for a new key.
+    pub fn try_take(&mut self, key: &K, now: Instant) -> bool {
+        if !self.buckets.contains_key(key) {
+            if self.buckets.len() >= self.max_keys {
+                self.buckets.retain(|_, b| !b.is_full(now));
+            }
+            if self.buckets.len() >= self.max_keys {
+                return false;
+            }
+            self.buckets.insert(key.clone(), TokenBucket::new(self.shape, now));
+        }
+        self.buckets.get_mut(key).is_some_and(|b| b.try_take(now))
+    }
+
+    /// Seconds until `key` may act again.
+    pub fn wait_secs(&mut self, key: &K, now: Instant) -> f64 {
+        self.buckets.get_mut(key).map_or(0.0, |b| b.wait_secs(now))
+    }
+
+    /// Keys currently tracked.
+    pub fn len(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Whether no key is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const SHAPE: BucketShape = BucketShape { capacity: 3.0, refill_per_sec: 2.0 };
+
+    #[test]
+    fn burst_then_refusal_then_refill() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(SHAPE, t0);
+        assert!(b.try_take(t0) && b.try_take(t0) && b.try_take(t0));
+        assert!(!b.try_take(t0));
+        assert!((b.wait_secs(t0) - 0.5).abs() < 1e-9);
+        assert!(b.try_take(t0 + Duration::from_millis(500)));
+        assert!(!b.try_take(t0 + Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn refill_never_exceeds_capacity() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(SHAPE, t0);
+        let later = t0 + Duration::from_secs(3600);
+        for _ in 0..3 {
+            assert!(b.try_take(later));
+        }
+        assert!(!b.try_take(later));
+    }
+
+    #[test]
+    fn keys_are_independent() {
+        let t0 = Instant::now();
+        let mut k = KeyedBuckets::new(BucketShape { capacity: 1.0, refill_per_sec: 0.1 }, 10);
+        assert!(k.try_take(&"ann", t0));
+        assert!(!k.try_take(&"ann", t0));
+        assert!(!k.allows(&"ann", t0));
+        assert!(k.allows(&"bob", t0));
+        assert!(k.try_take(&"bob", t0));
+        assert!(k.wait_secs(&"ann", t0) > 9.0);
+    }
+
+    #[test]
+    fn full_map_forgets_refilled_buckets_first_and_refuses_otherwise() {
+        let t0 = Instant::now();
+        let mut k = KeyedBuckets::new(BucketShape { capacity: 1.0, refill_per_sec: 1.0 }, 2);
+        assert!(k.try_take(&1, t0));
+        assert!(k.try_take(&2, t0));
+        // Both buckets are empty: there is no room for a third key, so it is refused.
+        assert!(!k.try_take(&3, t0));
+        // A second later both have refilled and carry no information: they are forgotten to make room.
+        assert!(k.try_take(&3, t0 + Duration::from_secs(1)));
+        assert_eq!(k.len(), 1);
+    }
+}
