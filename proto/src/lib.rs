@@ -13,4 +13,5 @@ pub mod engine;
 pub mod impair;
 pub mod limits;
 pub mod noise;
+pub mod sim;
 pub mod stats;

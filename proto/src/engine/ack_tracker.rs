@@ -87,7 +87,20 @@ impl AckTracker {
         }
     }
 
-    /// Records the arrival of packet `pn`.
+    /// What the arrival of packet `pn` would be, without recording it.
+    pub fn classify(&self, pn: u64) -> Arrival {
+        match self.largest {
+            None => Arrival::New { out_of_order: false },
+            Some(largest) if pn > largest => Arrival::New { out_of_order: false },
+            Some(_) if pn < self.base => Arrival::TooOld,
+            Some(_) => match self.slots.get((pn - self.base) as usize) {
+                Some(slot) if slot.received => Arrival::Duplicate,
+                _ => Arrival::New { out_of_order: true },
+            },
+        }
+    }
+
+    /// Records the arrival of packet `pn`: from now on acks report it.
     pub fn on_packet(&mut self, pn: u64, ack_eliciting: bool, now: Duration) -> Arrival {
         let arrival = match self.largest {
             None => {
@@ -242,6 +255,9 @@ mod tests {
         assert_eq!(t.on_packet(6, true, T), Arrival::New { out_of_order: true });
         assert_eq!(t.on_packet(6, true, T), Arrival::Duplicate);
         assert_eq!(t.on_packet(4, true, T), Arrival::TooOld);
+        assert_eq!(t.classify(6), Arrival::Duplicate);
+        assert_eq!(t.classify(8), Arrival::New { out_of_order: false });
+        assert_eq!(t.classify(3), Arrival::TooOld);
     }
 
     #[test]

@@ -147,23 +147,26 @@ impl Engine {
         self.idle_reported = false;
 
         let ack_eliciting = frames.iter().any(|f| !matches!(f, Frame::Ack { .. }));
-        match self.acks.on_packet(pn, ack_eliciting, now) {
-            Arrival::Duplicate => {
-                // Everything in it was handled the first time; only the (already scheduled) ack matters.
-                self.stats.received.duplicate_packets += 1;
-                return Ok(());
-            }
-            Arrival::New { out_of_order: true } => self.stats.received.out_of_order_packets += 1,
-            Arrival::New { out_of_order: false } | Arrival::TooOld => {}
+        let arrival = self.acks.classify(pn);
+        if arrival == Arrival::Duplicate {
+            // Everything in it was handled the first time; recording it again makes sure an ack goes out, since
+            // the peer evidently missed ours.
+            self.acks.on_packet(pn, ack_eliciting, now);
+            self.stats.received.duplicate_packets += 1;
+            return Ok(());
         }
 
+        let mut refused = false;
         for frame in frames {
             match frame {
                 Frame::Fragment { stream, seq, index, count, data } => {
                     let outcome = self.incoming.on_fragment(stream, seq, index, count, data, now, &mut self.deliveries);
                     match outcome {
                         FragmentOutcome::Duplicate => self.stats.received.duplicate_messages += 1,
-                        FragmentOutcome::Dropped => self.stats.received.dropped_over_limit += 1,
+                        FragmentOutcome::Dropped => {
+                            self.stats.received.dropped_over_limit += 1;
+                            refused = true;
+                        }
                         FragmentOutcome::Stored | FragmentOutcome::Completed => {}
                     }
                 }
@@ -171,6 +174,15 @@ impl Engine {
                     self.on_ack(largest, Duration::from_micros(ack_delay_us), bitmap, now)
                 }
                 Frame::Ping => {}
+            }
+        }
+        // A packet whose fragment was refused is not acknowledged: to the sender it looks lost, so the fragment
+        // comes again in a new packet once there is room. Acknowledging it would make the sender forget data the
+        // receiver never kept.
+        if !refused {
+            self.acks.on_packet(pn, ack_eliciting, now);
+            if arrival == (Arrival::New { out_of_order: true }) {
+                self.stats.received.out_of_order_packets += 1;
             }
         }
         for delivery in self.deliveries.drain(..) {

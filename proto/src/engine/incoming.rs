@@ -140,17 +140,17 @@ impl Incoming {
             have: 0,
             bytes: 0,
         });
-        if partial.count != count || partial.bytes + data.len() > self.max_message_bytes {
-            // A peer that changes a message's fragment count or overfills it is broken: forget the message so its
-            // retransmission can start clean.
-            let bytes = partial.bytes;
-            self.partials.remove(&key);
-            self.buffered_bytes -= bytes;
+        if partial.count != count {
+            // A peer that changes a message's fragment count is broken. Only this fragment is refused: the ones
+            // stored before were acknowledged and must not be thrown away.
             return FragmentOutcome::Dropped;
         }
         let Some(slot) = partial.pieces.get_mut(usize::from(index)) else { return FragmentOutcome::Dropped };
         if slot.is_some() {
             return FragmentOutcome::Duplicate;
+        }
+        if partial.bytes + data.len() > self.max_message_bytes {
+            return FragmentOutcome::Dropped;
         }
         *slot = Some(data.to_vec());
         partial.have += 1;
@@ -260,12 +260,28 @@ mod tests {
     }
 
     #[test]
-    fn inconsistent_fragment_count_drops_the_partial_message() {
+    fn inconsistent_fragment_count_refuses_the_fragment_but_keeps_what_was_stored() {
         let mut i = Incoming::new(Ordering::InOrder, 100, 1000);
         let mut out = Vec::new();
         i.on_fragment(0, 0, 0, 3, b"a", ms(1), &mut out);
         assert_eq!(i.on_fragment(0, 0, 1, 2, b"b", ms(1), &mut out), FragmentOutcome::Dropped);
-        assert_eq!(i.buffered_bytes(), 0);
+        assert_eq!(i.buffered_bytes(), 1);
+        i.on_fragment(0, 0, 1, 3, b"b", ms(1), &mut out);
+        assert_eq!(i.on_fragment(0, 0, 2, 3, b"c", ms(1), &mut out), FragmentOutcome::Completed);
+        assert_eq!(out[0].data, b"abc");
+    }
+
+    #[test]
+    fn a_repeated_fragment_of_a_nearly_full_message_is_a_duplicate_not_an_overflow() {
+        // Regression: the size check ran before the duplicate check, so a retransmitted fragment of a large
+        // message looked like an overflow and the whole (already acknowledged) partial message was thrown away.
+        let mut i = Incoming::new(Ordering::InOrder, 100, 10);
+        let mut out = Vec::new();
+        i.on_fragment(0, 0, 0, 3, b"aaaa", ms(1), &mut out);
+        i.on_fragment(0, 0, 1, 3, b"bbbb", ms(1), &mut out);
+        assert_eq!(i.on_fragment(0, 0, 1, 3, b"bbbb", ms(1), &mut out), FragmentOutcome::Duplicate);
+        assert_eq!(i.on_fragment(0, 0, 2, 3, b"cc", ms(1), &mut out), FragmentOutcome::Completed);
+        assert_eq!(out[0].data, b"aaaabbbbcc");
     }
 
     #[test]
