@@ -36,11 +36,7 @@ impl Target {
     /// Reads a target as a person types it: [`WORLD_NAME`] (any case) is the world room, anything else must be a
     /// valid user name. Unambiguous because no account may be called [`WORLD_NAME`].
     pub fn parse(raw: &str) -> Result<Target, NameError> {
-        if raw.eq_ignore_ascii_case(WORLD_NAME) {
-            Ok(Target::World)
-        } else {
-            Username::parse(raw).map(Target::User)
-        }
+        if raw.eq_ignore_ascii_case(WORLD_NAME) { Ok(Target::World) } else { Username::parse(raw).map(Target::User) }
     }
 }
 
@@ -104,13 +100,7 @@ mod tests {
     }
 
     fn message(from: &str, to: Target) -> ChatMessage {
-        ChatMessage {
-            id: 1,
-            from: name(from),
-            to,
-            text: String::from("hi"),
-            sent_at_ms: 0,
-        }
+        ChatMessage { id: 1, from: name(from), to, text: String::from("hi"), sent_at_ms: 0 }
     }
 
     #[test]
@@ -130,10 +120,7 @@ mod tests {
     #[test]
     fn note_to_self_is_its_own_conversation() {
         let msg = message("alice", Target::User(name("alice")));
-        assert_eq!(
-            msg.conversation(&name("alice")),
-            Target::User(name("alice"))
-        );
+        assert_eq!(msg.conversation(&name("alice")), Target::User(name("alice")));
     }
 
     #[test]
@@ -148,33 +135,19 @@ mod tests {
     #[test]
     fn target_parse_reports_name_errors() {
         assert_eq!(Target::parse(""), Err(NameError::Empty));
-        assert!(matches!(
-            Target::parse("a b"),
-            Err(NameError::BadChar { ch: ' ', .. })
-        ));
+        assert!(matches!(Target::parse("a b"), Err(NameError::BadChar { ch: ' ', .. })));
     }
 
     #[test]
     fn target_known_answer_bytes() {
-        assert_eq!(
-            rmp_serde::to_vec(&Target::World).expect("encode"),
-            b"\xa5World"
-        );
-        assert_eq!(
-            rmp_serde::to_vec(&Target::User(name("bob"))).expect("encode"),
-            b"\x81\xa4User\xa3bob"
-        );
+        assert_eq!(rmp_serde::to_vec(&Target::World).expect("encode"), b"\xa5World");
+        assert_eq!(rmp_serde::to_vec(&Target::User(name("bob"))).expect("encode"), b"\x81\xa4User\xa3bob");
     }
 
     #[test]
     fn chat_message_known_answer_bytes() {
-        let msg = ChatMessage {
-            id: 7,
-            from: name("bob"),
-            to: Target::World,
-            text: String::from("hi"),
-            sent_at_ms: 1_000,
-        };
+        let msg =
+            ChatMessage { id: 7, from: name("bob"), to: Target::World, text: String::from("hi"), sent_at_ms: 1_000 };
         let bytes = rmp_serde::to_vec(&msg).expect("encode");
         // [7, "bob", "World", "hi", 1000]
         assert_eq!(bytes, b"\x95\x07\xa3bob\xa5World\xa2hi\xcd\x03\xe8");

@@ -63,16 +63,9 @@ pub fn validate_text_with_limit(text: &str, max_bytes: usize) -> Result<(), Text
         return Err(TextError::Empty);
     }
     if text.len() > max_bytes {
-        return Err(TextError::TooLong {
-            len: text.len(),
-            max: max_bytes,
-        });
+        return Err(TextError::TooLong { len: text.len(), max: max_bytes });
     }
-    match text
-        .chars()
-        .enumerate()
-        .find(|&(_, ch)| ch.is_control() && ch != '\n')
-    {
+    match text.chars().enumerate().find(|&(_, ch)| ch.is_control() && ch != '\n') {
         Some((position, ch)) => Err(TextError::ControlChar { ch, position }),
         None => Ok(()),
     }
@@ -118,78 +111,39 @@ mod tests {
         assert_eq!(validate_text(&"a".repeat(MAX_TEXT_BYTES)), Ok(()));
         assert_eq!(
             validate_text(&"a".repeat(MAX_TEXT_BYTES + 1)),
-            Err(TextError::TooLong {
-                len: MAX_TEXT_BYTES + 1,
-                max: MAX_TEXT_BYTES
-            })
+            Err(TextError::TooLong { len: MAX_TEXT_BYTES + 1, max: MAX_TEXT_BYTES })
         );
         // 1366 Chinese characters are 4098 bytes: too long although far fewer than 4096 characters.
-        assert_eq!(
-            validate_text(&"中".repeat(1366)),
-            Err(TextError::TooLong {
-                len: 4098,
-                max: MAX_TEXT_BYTES
-            })
-        );
+        assert_eq!(validate_text(&"中".repeat(1366)), Err(TextError::TooLong { len: 4098, max: MAX_TEXT_BYTES }));
     }
 
     #[test]
     fn custom_limit_applies() {
-        assert_eq!(
-            validate_text_with_limit("abcd", 3),
-            Err(TextError::TooLong { len: 4, max: 3 })
-        );
+        assert_eq!(validate_text_with_limit("abcd", 3), Err(TextError::TooLong { len: 4, max: 3 }));
         assert_eq!(validate_text_with_limit("abc", 3), Ok(()));
     }
 
     #[test]
     fn control_char_is_named_with_its_character_position() {
-        assert_eq!(
-            validate_text("中文\u{1b}[2J"),
-            Err(TextError::ControlChar {
-                ch: '\u{1b}',
-                position: 2
-            })
-        );
+        assert_eq!(validate_text("中文\u{1b}[2J"), Err(TextError::ControlChar { ch: '\u{1b}', position: 2 }));
     }
 
     #[test]
     fn carriage_return_and_tab_are_rejected() {
-        assert_eq!(
-            validate_text("a\r\nb"),
-            Err(TextError::ControlChar {
-                ch: '\r',
-                position: 1
-            })
-        );
-        assert_eq!(
-            validate_text("\tx"),
-            Err(TextError::ControlChar {
-                ch: '\t',
-                position: 0
-            })
-        );
+        assert_eq!(validate_text("a\r\nb"), Err(TextError::ControlChar { ch: '\r', position: 1 }));
+        assert_eq!(validate_text("\tx"), Err(TextError::ControlChar { ch: '\t', position: 0 }));
     }
 
     #[test]
     fn c1_controls_and_delete_are_rejected() {
-        assert!(matches!(
-            validate_text("a\u{7f}"),
-            Err(TextError::ControlChar { ch: '\u{7f}', .. })
-        ));
-        assert!(matches!(
-            validate_text("a\u{85}"),
-            Err(TextError::ControlChar { ch: '\u{85}', .. })
-        ));
+        assert!(matches!(validate_text("a\u{7f}"), Err(TextError::ControlChar { ch: '\u{7f}', .. })));
+        assert!(matches!(validate_text("a\u{85}"), Err(TextError::ControlChar { ch: '\u{85}', .. })));
     }
 
     #[test]
     fn error_message_shows_code_point() {
         let err = validate_text("a\u{7}").expect_err("bell is a control character");
-        assert_eq!(
-            err.to_string(),
-            "message text contains control character U+0007 at position 1"
-        );
+        assert_eq!(err.to_string(), "message text contains control character U+0007 at position 1");
     }
 
     #[test]

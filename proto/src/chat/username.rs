@@ -75,10 +75,7 @@ impl Username {
         }
         let chars = raw.chars().count();
         if chars > MAX_USERNAME_CHARS {
-            return Err(NameError::TooLong {
-                chars,
-                max: MAX_USERNAME_CHARS,
-            });
+            return Err(NameError::TooLong { chars, max: MAX_USERNAME_CHARS });
         }
         let mut folded = String::with_capacity(raw.len());
         for (position, ch) in raw.chars().enumerate() {
@@ -201,10 +198,7 @@ mod tests {
         let name = "a".repeat(MAX_USERNAME_CHARS + 1);
         assert_eq!(
             Username::parse(&name),
-            Err(NameError::TooLong {
-                chars: MAX_USERNAME_CHARS + 1,
-                max: MAX_USERNAME_CHARS
-            })
+            Err(NameError::TooLong { chars: MAX_USERNAME_CHARS + 1, max: MAX_USERNAME_CHARS })
         );
     }
 
@@ -213,32 +207,14 @@ mod tests {
         // 20 two-byte characters are 40 bytes but only 20 characters: the length check passes and the alphabet
         // check names the first one.
         let name = "é".repeat(20);
-        assert_eq!(
-            Username::parse(&name),
-            Err(NameError::BadChar {
-                ch: 'é',
-                position: 0
-            })
-        );
+        assert_eq!(Username::parse(&name), Err(NameError::BadChar { ch: 'é', position: 0 }));
     }
 
     #[test]
     fn bad_char_reports_character_and_position() {
-        assert_eq!(
-            Username::parse("bob smith"),
-            Err(NameError::BadChar {
-                ch: ' ',
-                position: 3
-            })
-        );
+        assert_eq!(Username::parse("bob smith"), Err(NameError::BadChar { ch: ' ', position: 3 }));
         // The position counts characters: the Cyrillic 'а' is two bytes but one character.
-        assert_eq!(
-            Username::parse("xа"),
-            Err(NameError::BadChar {
-                ch: 'а',
-                position: 1
-            })
-        );
+        assert_eq!(Username::parse("xа"), Err(NameError::BadChar { ch: 'а', position: 1 }));
     }
 
     #[test]
@@ -251,10 +227,7 @@ mod tests {
     #[test]
     fn error_messages_are_readable() {
         let err = Username::parse("a b").expect_err("space is not allowed");
-        assert_eq!(
-            err.to_string(),
-            "user name contains ' ' at position 1; allowed are a-z, 0-9, '.', '_' and '-'"
-        );
+        assert_eq!(err.to_string(), "user name contains ' ' at position 1; allowed are a-z, 0-9, '.', '_' and '-'");
     }
 
     #[test]
