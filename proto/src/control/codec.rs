@@ -140,6 +140,16 @@ mod tests {
     }
 
     #[test]
+    fn extra_or_missing_fields_are_invalid() {
+        // {"Ping": [5, 6]}: one field too many is refused, not ignored.
+        let extra = [0x81, 0xa4, b'P', b'i', b'n', b'g', 0x92, 0x05, 0x06];
+        assert!(matches!(decode_client(&extra), Err(CodecError::Invalid(_))));
+        // {"Ping": []}
+        let missing = [0x81, 0xa4, b'P', b'i', b'n', b'g', 0x90];
+        assert!(matches!(decode_client(&missing), Err(CodecError::Invalid(_))));
+    }
+
+    #[test]
     fn unknown_variant_is_invalid() {
         let bytes = encode("Dance").expect("encode");
         assert!(matches!(decode_client(&bytes), Err(CodecError::Invalid(_))));

@@ -16,6 +16,10 @@
 //! is their purpose. Variant *names* are kept (rmp-serde has no index mode for enums): they cost a few bytes per
 //! message on a channel that is not the hot path, and make a decrypted capture readable.
 //!
+//! rmp-serde's decoder is more lenient than its encoder: it also accepts structs as maps of field names and variants
+//! given by their index. chatlab never sends those forms and nothing may rely on them; what the decoder does refuse
+//! is a field array of the wrong length, so a message cannot smuggle extra fields past an older peer.
+//!
 //! # Versioning
 //!
 //! The first message on a fresh Noise channel is [`ClientMessage::Hello`] carrying the client's protocol version; the
