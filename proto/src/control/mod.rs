@@ -73,8 +73,9 @@
 //! first build compiles libFuzzer's C++ and takes a few minutes on two cores). Each target ran for 30 seconds
 //! without a finding when this module was written: `frame_decoder` at about 67 000 inputs a second,
 //! `control_message` at about 48 000 (a second run seeded with the known-answer vectors of `message.rs` as files in
-//! `proto/fuzz/corpus/control_message/` reached about 13% more coverage, also without a finding). Point `CARGO_TARGET_DIR` at a directory of its own, since the fuzz build uses
-//! different compiler flags and would otherwise evict the normal build's artefacts.
+//! `proto/fuzz/corpus/control_message/` reached about 13% more coverage, also without a finding). Point
+//! `CARGO_TARGET_DIR` at a directory of its own, since the fuzz build uses different compiler flags and would
+//! otherwise evict the normal build's artefacts.
 //!
 //! A crash leaves the input in `proto/fuzz/artifacts/<target>/`; `cargo fuzz run <target> <file>` replays it. Between
 //! fuzzing sessions the proptest properties in this module's tests ("arbitrary bytes never panic") cover the same
