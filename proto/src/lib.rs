@@ -6,6 +6,7 @@
 //! deterministic and lets a minute of lossy network pass in milliseconds.
 #![forbid(unsafe_code)]
 
+pub mod chat;
 pub mod control;
 pub mod datagram;
 pub mod endpoint;

@@ -1,0 +1,20 @@
+//! Chat vocabulary shared by both transports: user names, conversation targets, message text and the message
+//! itself.
+//!
+//! These types know nothing about TCP, UDP, frames or encryption. The control channel ([`crate::control`]) and the
+//! datagram engine both carry them, so a message looks the same whichever way it travelled, and the rules that make
+//! a name or a text acceptable live in exactly one place:
+//!
+//! - [`username`]: [`Username`], case-folded `[a-z0-9._-]{1,32}`, validated even when deserialized.
+//! - [`text`]: [`validate_text`], the byte limit and the ban on control characters, plus [`normalize_text`] for
+//!   clients.
+//! - [`message`]: [`ChatMessage`] with its server-assigned id and timestamp, and [`Target`], which names both where
+//!   a message goes and which conversation it belongs to.
+
+pub mod message;
+pub mod text;
+pub mod username;
+
+pub use message::{ChatMessage, Target};
+pub use text::{TAB_SPACES, TextError, normalize_text, validate_text, validate_text_with_limit};
+pub use username::{NameError, Username, WORLD_NAME};
