@@ -459,6 +459,18 @@ mod tests {
         conformance::run_all(&|| SqliteStorage::open_in_memory().unwrap());
     }
 
+    /// The same contract on real files, so the WAL and fsync path runs through every case, including the
+    /// 20 000-message history.
+    #[test]
+    fn conformance_suite_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let counter = std::sync::atomic::AtomicUsize::new(0);
+        conformance::run_all(&|| {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            SqliteStorage::open(dir.path().join(format!("case-{n}.db"))).unwrap()
+        });
+    }
+
     #[test]
     fn open_creates_parent_directory_and_sets_wal_and_full_sync() {
         let (_dir, path) = temp_db();
