@@ -93,7 +93,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         )
     };
     let direction = |seed: u64| ImpairmentConfig {
-        loss: loss.clone(),
+        loss,
         delay: millis(args.delay_ms),
         jitter: millis(args.jitter_ms),
         reorder: args.reorder,

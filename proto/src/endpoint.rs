@@ -94,6 +94,11 @@ impl Endpoint {
         self.engine.send(stream, data, now)
     }
 
+    /// Asks for a ping in the next datagram; see [`Engine::ping`].
+    pub fn ping(&mut self) {
+        self.engine.ping()
+    }
+
     /// The next event; see [`Engine::poll_event`].
     pub fn poll_event(&mut self) -> Option<Event> {
         self.engine.poll_event()

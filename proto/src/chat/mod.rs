@@ -10,11 +10,17 @@
 //!   clients.
 //! - [`message`]: [`ChatMessage`] with its server-assigned id and timestamp, and [`Target`], which names both where
 //!   a message goes and which conversation it belongs to.
+//! - [`payload`]: [`ChatPayload`], what a reliable datagram message means, and [`streams`], which engine stream
+//!   each conversation uses.
 
 pub mod message;
+pub mod payload;
+pub mod streams;
 pub mod text;
 pub mod username;
 
 pub use message::{ChatMessage, Target};
+pub use payload::ChatPayload;
+pub use streams::{StreamMap, WORLD_STREAM};
 pub use text::{TAB_SPACES, TextError, normalize_text, validate_text, validate_text_with_limit};
 pub use username::{NameError, Username, WORLD_NAME};

@@ -70,7 +70,8 @@ pub fn decode_server(bytes: &[u8]) -> Result<ServerMessage, CodecError> {
     decode(bytes)
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+/// Decodes any chatlab MessagePack value with the same structural checks (used for datagram chat payloads too).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(CodecError::TooLarge { len: bytes.len(), max: MAX_MESSAGE_BYTES });
     }

@@ -135,6 +135,22 @@ pub enum ClientMessage {
         /// Ids of the messages that arrived.
         ids: Vec<u64>,
     },
+    /// Which transport the server should push this session's chat messages, acceptances and receipts on. A session
+    /// starts on [`Transport::Udp`] once its first datagram authenticates; a client whose datagrams get no answer
+    /// (UDP blocked by a firewall) switches to [`Transport::Tcp`], and a lab switches back and forth to compare.
+    UseTransport {
+        /// The transport for pushes from now on.
+        transport: Transport,
+    },
+}
+
+/// The two ways chat messages travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Transport {
+    /// Encrypted datagrams with chatlab's own acknowledgements and retransmissions.
+    Udp,
+    /// Inside the Noise control channel over TCP: the kernel's acknowledgements and retransmissions.
+    Tcp,
 }
 
 /// What the server sends to a client.

@@ -92,10 +92,12 @@ pub mod secret;
 #[cfg(test)]
 mod strategies;
 
-pub use codec::{CodecError, MAX_MESSAGE_BYTES, NOISE_TAG_BYTES, decode_client, decode_server, encode, encoded_len};
+pub use codec::{
+    CodecError, MAX_MESSAGE_BYTES, NOISE_TAG_BYTES, decode, decode_client, decode_server, encode, encoded_len,
+};
 pub use depth::{MAX_MSGPACK_DEPTH, StructureError, check_structure};
 pub use error_code::ErrorCode;
 pub use frame::{FRAME_HEADER_BYTES, FrameDecoder, FrameError, MAX_FRAME_BYTES, encode_frame};
-pub use message::{ClientMessage, MAX_PAGE_ITEMS, ServerMessage};
+pub use message::{ClientMessage, MAX_PAGE_ITEMS, ServerMessage, Transport};
 pub use page::{HISTORY_PAGE_OVERHEAD_BYTES, PageBuilder, USERS_PAGE_OVERHEAD_BYTES};
 pub use secret::{KEY_MATERIAL_BYTES, KeyMaterial, MAX_PASSWORD_BYTES, Password, PasswordError};

@@ -4,7 +4,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use super::error_code::ErrorCode;
-use super::message::{ClientMessage, ServerMessage};
+use super::message::{ClientMessage, ServerMessage, Transport};
 use super::secret::{KEY_MATERIAL_BYTES, KeyMaterial, Password};
 use crate::chat::{ChatMessage, Target, Username, WORLD_NAME};
 
@@ -49,6 +49,8 @@ pub fn client_message() -> impl Strategy<Value = ClientMessage> {
             .prop_map(|(client_msg_id, to, text)| { ClientMessage::Chat { client_msg_id, to, text } }),
         any::<u64>().prop_map(|nonce| ClientMessage::Ping { nonce }),
         vec(any::<u64>(), 0..20).prop_map(|ids| ClientMessage::Received { ids }),
+        prop_oneof![Just(Transport::Udp), Just(Transport::Tcp)]
+            .prop_map(|transport| ClientMessage::UseTransport { transport }),
     ]
 }
 

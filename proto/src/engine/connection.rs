@@ -114,6 +114,12 @@ impl Engine {
         Ok(self.outgoing.push(stream, data, now))
     }
 
+    /// Asks for a ping in the next packet: an ack-eliciting packet with no data. A client sends one right after login
+    /// so the server learns its UDP address and the acknowledgement proves that UDP gets through both ways.
+    pub fn ping(&mut self) {
+        self.ping_pending = true;
+    }
+
     /// Whether [`send`](Self::send) would accept a message now.
     pub fn can_send(&self) -> bool {
         self.outgoing.in_flight() < self.config.send_window
