@@ -100,6 +100,18 @@ impl AckTracker {
         }
     }
 
+    /// Whether recording `pn` would slide packets out of the tracked window that no ack has reported yet. Then an ack
+    /// must be built first, or those packets would never be acknowledged and the sender would resend them for
+    /// nothing: this happens when more than a bitmap's worth of packets arrive between two chances to send.
+    pub fn needs_flush_before(&self, pn: u64) -> bool {
+        let Some(largest) = self.largest else { return false };
+        if pn <= largest || pn - self.base <= TRACKED {
+            return false;
+        }
+        let dropped = ((pn - TRACKED) - self.base).min(self.slots.len() as u64) as usize;
+        self.slots.iter().take(dropped).any(|s| s.received && s.ack_eliciting && s.reports == 0)
+    }
+
     /// Records the arrival of packet `pn`: from now on acks report it.
     pub fn on_packet(&mut self, pn: u64, ack_eliciting: bool, now: Duration) -> Arrival {
         let arrival = match self.largest {
@@ -175,7 +187,7 @@ impl AckTracker {
         // Find the oldest ack-eliciting packet that still needs reporting; the bitmap reaches down to it.
         let top = (largest - self.base) as usize;
         let mut needed_bits = 0usize;
-        for i in (0..top).rev() {
+        for i in 0..top {
             let slot = self.slots[i];
             if slot.received && slot.ack_eliciting && slot.reports < REPORTS_PER_PACKET {
                 needed_bits = top - i;
@@ -273,6 +285,20 @@ mod tests {
         assert_eq!(ack.largest, u64::MAX - 1);
         assert!(ack.bitmap.is_empty());
         assert_eq!(t.on_packet(u64::MAX, true, T), Arrival::New { out_of_order: false });
+    }
+
+    #[test]
+    fn a_burst_longer_than_the_bitmap_asks_for_an_ack_before_forgetting() {
+        let mut t = AckTracker::new();
+        for pn in 0..=TRACKED {
+            assert!(!t.needs_flush_before(pn));
+            t.on_packet(pn, true, T);
+        }
+        // Packet 0 would leave the window unreported.
+        assert!(t.needs_flush_before(TRACKED + 1));
+        let ack = t.build_ack(T).unwrap();
+        assert_eq!(acked_packet_numbers(ack.largest, &ack.bitmap).last(), Some(0));
+        assert!(!t.needs_flush_before(TRACKED + 1), "once reported, it may be forgotten");
     }
 
     #[test]

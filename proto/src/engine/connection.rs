@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use super::ack_tracker::{AckTracker, Arrival, acked_packet_numbers};
+use super::ack_tracker::{AckFrame, AckTracker, Arrival, acked_packet_numbers};
 use super::config::{ConfigError, EngineConfig};
 use super::frame::{FRAGMENT_OVERHEAD_MAX, Frame, FrameError, decode_frames};
 use super::incoming::{Delivery, FragmentOutcome, Incoming};
@@ -66,6 +66,9 @@ pub struct Engine {
     stats: Stats,
     events: VecDeque<Event>,
     deliveries: Vec<Delivery>,
+    /// Acks built early because a burst was about to push unreported packets out of the tracker; each goes out in
+    /// its own packet before anything else.
+    queued_acks: VecDeque<AckFrame>,
     next_pn: u64,
     /// Timeouts in a row without any acknowledgement: the RTO is doubled this many times.
     backoff: u32,
@@ -89,6 +92,7 @@ impl Engine {
             stats: Stats::default(),
             events: VecDeque::new(),
             deliveries: Vec::new(),
+            queued_acks: VecDeque::new(),
             next_pn: 0,
             backoff: 0,
             loss_time: None,
@@ -186,6 +190,11 @@ impl Engine {
         // comes again in a new packet once there is room. Acknowledging it would make the sender forget data the
         // receiver never kept.
         if !refused {
+            if self.acks.needs_flush_before(pn) {
+                if let Some(ack) = self.acks.build_ack(now) {
+                    self.queued_acks.push_back(ack);
+                }
+            }
             self.acks.on_packet(pn, ack_eliciting, now);
             if arrival == (Arrival::New { out_of_order: true }) {
                 self.stats.received.out_of_order_packets += 1;
@@ -261,6 +270,17 @@ impl Engine {
     /// there is nothing to send now. Call it until it returns `None`.
     pub fn poll_transmit(&mut self, now: Duration, out: &mut Vec<u8>) -> Option<u64> {
         out.clear();
+        if let Some(ack) = self.queued_acks.pop_front() {
+            let pn = self.next_pn;
+            self.next_pn += 1;
+            Frame::Ack { largest: ack.largest, ack_delay_us: micros(ack.ack_delay), bitmap: &ack.bitmap }.encode(out);
+            self.stats.sent.acks += 1;
+            self.stats.sent.ack_only_packets += 1;
+            self.stats.sent.packets += 1;
+            self.stats.sent.bytes += (out.len() + self.config.packet_overhead) as u64;
+            self.last_sent = now;
+            return Some(pn);
+        }
         let ack_due = self.acks.ack_deadline(self.config.max_ack_delay).is_some_and(|t| t <= now);
         let has_data = self.outgoing.has_pending();
         if !ack_due && !has_data && !self.ping_pending {

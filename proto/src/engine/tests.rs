@@ -282,3 +282,37 @@ fn snapshot_reports_the_rtt_figures() {
     assert_eq!(snap.sent.messages_acked, 1);
     assert_eq!(snap.ack_latency_p50_us, Some(1000));
 }
+
+#[test]
+fn a_burst_larger_than_the_ack_bitmap_is_acknowledged_without_retransmission() {
+    // Regression: 1 000 packets arriving before the receiver could send anything used to leave all but the last 256
+    // unacknowledged, and the sender resent them after its RTO.
+    let mut a = Engine::new(EngineConfig::default(), Duration::ZERO).unwrap();
+    let mut b = Engine::new(EngineConfig::default(), Duration::ZERO).unwrap();
+    let mut packets = Vec::new();
+    let mut buf = Vec::new();
+    for i in 0..1000u32 {
+        a.send(0, i.to_be_bytes().repeat(300), Duration::ZERO).unwrap();
+    }
+    while let Some(pn) = a.poll_transmit(Duration::ZERO, &mut buf) {
+        packets.push((pn, buf.clone()));
+    }
+    assert!(packets.len() > 300);
+    for (pn, bytes) in &packets {
+        b.handle_packet(*pn, bytes, Duration::ZERO).unwrap();
+    }
+    while let Some(pn) = b.poll_transmit(Duration::ZERO, &mut buf) {
+        a.handle_packet(pn, &buf, Duration::ZERO).unwrap();
+    }
+    assert_eq!(a.in_flight(), 0);
+    assert_eq!(a.stats().sent.retransmissions_fast + a.stats().sent.retransmissions_timeout, 0);
+}
+
+#[test]
+fn ping_asks_for_an_ack_and_gives_an_rtt_sample() {
+    let mut p = Pair::new(EngineConfig::default());
+    p.a.ping();
+    p.run_until(ms(5));
+    assert_eq!(p.a.stats().sent.pings, 1);
+    assert_eq!(p.a.rtt().latest(), Some(ONE_WAY * 2));
+}
