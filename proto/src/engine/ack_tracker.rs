@@ -116,9 +116,10 @@ impl AckTracker {
     pub fn on_packet(&mut self, pn: u64, ack_eliciting: bool, now: Duration) -> Arrival {
         let arrival = match self.largest {
             None => {
-                self.base = pn;
+                // Track the numbers below the first arrival too: packets sent before it may still be on their way.
+                self.base = pn.saturating_sub(TRACKED);
                 self.slots.clear();
-                self.slots.push_back(Slot::default());
+                self.slots.resize((pn - self.base + 1) as usize, Slot::default());
                 self.largest = Some(pn);
                 self.largest_at = now;
                 Arrival::New { out_of_order: false }
@@ -266,9 +267,10 @@ mod tests {
         assert_eq!(t.on_packet(7, true, T), Arrival::New { out_of_order: false });
         assert_eq!(t.on_packet(6, true, T), Arrival::New { out_of_order: true });
         assert_eq!(t.on_packet(6, true, T), Arrival::Duplicate);
-        assert_eq!(t.on_packet(4, true, T), Arrival::TooOld);
+        assert_eq!(t.on_packet(4, true, T), Arrival::New { out_of_order: true }, "packets before the first count");
         assert_eq!(t.classify(6), Arrival::Duplicate);
         assert_eq!(t.classify(8), Arrival::New { out_of_order: false });
+        t.on_packet(1000, true, T);
         assert_eq!(t.classify(3), Arrival::TooOld);
     }
 

@@ -25,6 +25,17 @@ use super::rtt::RttEstimator;
 use super::sent::{FragmentRef, LossCause, SentLedger, SentPacket};
 use crate::stats::{RttSample, Stats, StatsSnapshot, micros};
 
+/// Time threshold of loss detection at the start, in eighths of an RTT: 9/8, as RFC 9002 recommends.
+const INITIAL_TIME_THRESHOLD_EIGHTHS: u32 = 9;
+
+/// Ceiling of the adaptive time threshold: two RTTs. Beyond that the retransmission timer is about as quick.
+const MAX_TIME_THRESHOLD_EIGHTHS: u32 = 16;
+
+/// Ceiling of the adaptive packet threshold: 16 packets. Measured with the soak example (20 000 messages, 50 ms of
+/// jitter, no loss): growing to 16 cut retransmissions from 11 683 to 7 940 at the same p99; a higher ceiling
+/// mostly delays the detection of real losses.
+const MAX_PACKET_THRESHOLD: u64 = 16;
+
 /// Something the application should know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -72,6 +83,10 @@ pub struct Engine {
     next_pn: u64,
     /// Timeouts in a row without any acknowledgement: the RTO is doubled this many times.
     backoff: u32,
+    /// The packet threshold in force: starts at the configured one and grows when reordering fooled it.
+    packet_threshold: u64,
+    /// The time threshold in eighths of an RTT: starts at 9 (RFC 9002) and grows the same way.
+    time_threshold_eighths: u32,
     loss_time: Option<Duration>,
     last_sent: Duration,
     last_received: Duration,
@@ -95,6 +110,8 @@ impl Engine {
             queued_acks: VecDeque::new(),
             next_pn: 0,
             backoff: 0,
+            packet_threshold: config.packet_threshold,
+            time_threshold_eighths: INITIAL_TIME_THRESHOLD_EIGHTHS,
             loss_time: None,
             last_sent: now,
             last_received: now,
@@ -228,6 +245,9 @@ impl Engine {
             }
         }
         self.stats.sent.spurious_retransmissions += outcome.spurious;
+        if outcome.spurious_fast > 0 {
+            self.widen_reordering_tolerance();
+        }
         if outcome.any_new {
             self.backoff = 0;
         }
@@ -241,8 +261,23 @@ impl Engine {
         self.detect_loss(now);
     }
 
+    /// A packet declared lost because later ones were acknowledged first was acknowledged itself: the path reorders
+    /// more than the thresholds allow. Like Linux TCP's adaptive reordering degree (and as RFC 9002 section 6.1
+    /// permits), both thresholds grow, up to a ceiling, so a jittery path stops costing spurious retransmissions;
+    /// the retransmission timer still bounds how long a real loss can go unnoticed.
+    fn widen_reordering_tolerance(&mut self) {
+        self.packet_threshold = (self.packet_threshold * 2).min(MAX_PACKET_THRESHOLD);
+        self.time_threshold_eighths = (self.time_threshold_eighths + 2).min(MAX_TIME_THRESHOLD_EIGHTHS);
+    }
+
+    /// The loss-detection thresholds in force: `(packets, eighths of an RTT)`.
+    pub fn reordering_thresholds(&self) -> (u64, u32) {
+        (self.packet_threshold, self.time_threshold_eighths)
+    }
+
     fn detect_loss(&mut self, now: Duration) {
-        let (lost, next) = self.ledger.detect_lost(now, self.rtt.loss_delay(), self.config.packet_threshold);
+        let loss_delay = self.rtt.loss_delay(self.time_threshold_eighths);
+        let (lost, next) = self.ledger.detect_lost(now, loss_delay, self.packet_threshold);
         self.loss_time = next;
         self.requeue(lost, LossCause::Fast);
     }

@@ -88,12 +88,13 @@ impl RttEstimator {
         self.rto().saturating_mul(factor).min(self.max_rto)
     }
 
-    /// How long after a later packet was acknowledged an earlier unacknowledged one counts as lost: 9/8 of the larger
-    /// of the smoothed and the latest RTT (RFC 9002 section 6.1.2). The eighth is slack for packets reordered by a
-    /// fraction of a round trip, so reordering does not pass for loss.
-    pub fn loss_delay(&self) -> Duration {
+    /// How long after a later packet was acknowledged an earlier unacknowledged one counts as lost:
+    /// `eighths / 8` of the larger of the smoothed and the latest RTT. RFC 9002 section 6.1.2 uses 9/8: the eighth is
+    /// slack for packets reordered by a fraction of a round trip, so reordering does not pass for loss. The engine
+    /// widens it when it finds that it mistook reordering for loss.
+    pub fn loss_delay(&self, eighths: u32) -> Duration {
         let rtt = self.latest.map_or(self.srtt, |l| l.max(self.srtt));
-        (rtt * 9 / 8).max(self.granularity)
+        (rtt * eighths / 8).max(self.granularity)
     }
 
     /// Smoothed RTT (the initial guess until the first sample).
@@ -206,9 +207,10 @@ mod tests {
     fn loss_delay_is_nine_eighths_of_the_rtt_but_at_least_the_granularity() {
         let mut e = estimator();
         e.update(ms(8), Duration::ZERO);
-        assert_eq!(e.loss_delay(), ms(9));
+        assert_eq!(e.loss_delay(9), ms(9));
+        assert_eq!(e.loss_delay(16), ms(16));
         let mut fast = estimator();
         fast.update(Duration::from_micros(100), Duration::ZERO);
-        assert_eq!(fast.loss_delay(), DEFAULT_GRANULARITY);
+        assert_eq!(fast.loss_delay(9), DEFAULT_GRANULARITY);
     }
 }

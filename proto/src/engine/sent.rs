@@ -53,6 +53,8 @@ pub struct AckOutcome {
     pub largest_newly_acked: Option<(u64, Duration)>,
     /// Packets that had been declared lost and were acknowledged after all.
     pub spurious: u64,
+    /// Of those, the ones declared lost by the packet or time threshold: reordering mistaken for loss.
+    pub spurious_fast: u64,
     /// Whether anything at all was newly acknowledged (resets the timeout back-off).
     pub any_new: bool,
 }
@@ -61,7 +63,7 @@ pub struct AckOutcome {
 #[derive(Debug, Default)]
 pub struct SentLedger {
     in_flight: BTreeMap<u64, SentPacket>,
-    lost: BTreeMap<u64, Vec<FragmentRef>>,
+    lost: BTreeMap<u64, (Vec<FragmentRef>, LossCause)>,
     largest_acked: Option<u64>,
 }
 
@@ -82,9 +84,12 @@ impl SentLedger {
                     out.largest_newly_acked = Some((pn, packet.sent_at));
                 }
                 out.acked_fragments.extend(packet.fragments);
-            } else if let Some(fragments) = self.lost.remove(&pn) {
+            } else if let Some((fragments, cause)) = self.lost.remove(&pn) {
                 out.any_new = true;
                 out.spurious += 1;
+                if cause == LossCause::Fast {
+                    out.spurious_fast += 1;
+                }
                 out.acked_fragments.extend(fragments);
             }
             // Ack-only packets are not in the ledger but still count as "a later packet arrived".
@@ -115,7 +120,7 @@ impl SentLedger {
                 next_loss_time = Some(next_loss_time.map_or(deadline, |t: Duration| t.min(deadline)));
             }
         }
-        (self.mark_lost(lost_pns), next_loss_time)
+        (self.mark_lost(lost_pns, LossCause::Fast), next_loss_time)
     }
 
     /// Declares lost every packet sent at least `rto` before `now` (the retransmission timer fired).
@@ -126,14 +131,14 @@ impl SentLedger {
             .take_while(|(_, p)| p.sent_at.saturating_add(rto) <= now)
             .map(|(&pn, _)| pn)
             .collect();
-        self.mark_lost(lost_pns)
+        self.mark_lost(lost_pns, LossCause::Timeout)
     }
 
-    fn mark_lost(&mut self, pns: Vec<u64>) -> Vec<(u64, SentPacket)> {
+    fn mark_lost(&mut self, pns: Vec<u64>, cause: LossCause) -> Vec<(u64, SentPacket)> {
         let mut lost = Vec::with_capacity(pns.len());
         for pn in pns {
             if let Some(packet) = self.in_flight.remove(&pn) {
-                self.lost.insert(pn, packet.fragments.clone());
+                self.lost.insert(pn, (packet.fragments.clone(), cause));
                 lost.push((pn, packet));
             }
         }
@@ -227,8 +232,18 @@ mod tests {
         l.timeout_lost(ms(100), ms(10));
         let out = l.on_ack([1].into_iter());
         assert_eq!(out.spurious, 1);
+        assert_eq!(out.spurious_fast, 0, "it was a timeout, not reordering");
         assert_eq!(out.acked_fragments, vec![frag(1)]);
         assert_eq!(out.largest_newly_acked, None, "a lost packet gives no RTT sample");
+    }
+
+    #[test]
+    fn late_ack_of_a_fast_declared_loss_is_reordering() {
+        let mut l = ledger_with(&[1, 2, 3, 4, 5]);
+        l.on_ack([5, 4, 3].into_iter());
+        l.detect_lost(ms(5), ms(1000), 3);
+        let out = l.on_ack([1].into_iter());
+        assert_eq!((out.spurious, out.spurious_fast), (1, 1));
     }
 
     #[test]

@@ -316,3 +316,33 @@ fn ping_asks_for_an_ack_and_gives_an_rtt_sample() {
     assert_eq!(p.a.stats().sent.pings, 1);
     assert_eq!(p.a.rtt().latest(), Some(ONE_WAY * 2));
 }
+
+#[test]
+fn reordering_mistaken_for_loss_widens_the_thresholds() {
+    let mut a = Engine::new(EngineConfig::default(), Duration::ZERO).unwrap();
+    let mut b = Engine::new(EngineConfig::default(), Duration::ZERO).unwrap();
+    let mut buf = Vec::new();
+    let mut packets = Vec::new();
+    for i in 0..5u8 {
+        a.send(0, vec![i], Duration::ZERO).unwrap();
+        let pn = a.poll_transmit(Duration::ZERO, &mut buf).unwrap();
+        packets.push((pn, buf.clone()));
+    }
+    assert_eq!(a.reordering_thresholds(), (3, 9));
+    // Packet 0 is overtaken by the four after it: the sender declares it lost (fast retransmit)...
+    let t = Duration::from_millis(1);
+    for (pn, bytes) in packets.iter().skip(1) {
+        b.handle_packet(*pn, bytes, t).unwrap();
+    }
+    while let Some(pn) = b.poll_transmit(t, &mut buf) {
+        a.handle_packet(pn, &buf, t).unwrap();
+    }
+    assert_eq!(a.stats().sent.retransmissions_fast, 1);
+    // ...then it arrives after all, and its ack reveals the mistake.
+    b.handle_packet(packets[0].0, &packets[0].1, t).unwrap();
+    while let Some(pn) = b.poll_transmit(t, &mut buf) {
+        a.handle_packet(pn, &buf, t).unwrap();
+    }
+    assert_eq!(a.stats().sent.spurious_retransmissions, 1);
+    assert_eq!(a.reordering_thresholds(), (6, 11));
+}
