@@ -124,14 +124,11 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     let report = sim::run(&config).map_err(|e| e.to_string())?;
     let real = started.elapsed();
     println!(
-        "soak: {} of {} messages delivered ({} duplicates, {} out of order) in {:.1} s simulated, {:.2} s real",
-        report.delivered,
-        report.sent,
-        report.duplicates_delivered,
-        report.out_of_order_delivered,
-        report.sim_seconds,
-        real.as_secs_f64()
+        "soak: {} of {} messages delivered ({} duplicates, {} out of order) in {:.1} s simulated",
+        report.delivered, report.sent, report.duplicates_delivered, report.out_of_order_delivered, report.sim_seconds,
     );
+    // Real time goes to standard error: standard output stays identical for identical arguments.
+    eprintln!("soak: {:.2} s of real time", real.as_secs_f64());
     println!(
         "soak: {} retransmissions ({} timeout, {} fast, {} spurious); latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         report.retransmissions,
