@@ -1,0 +1,10 @@
+//! # chatlab-labs
+//!
+//! Classroom experiments around chatlab. A lab is a question a class can answer with numbers: how much does loss
+//! cost a reliable protocol, how does head-of-line blocking show up, what does the RTO floor change. Each experiment
+//! is reproducible: it runs in simulated time over the seeded impairment model of `chatlab-proto`, so every student
+//! who types the same command gets the same table.
+//!
+//! - [`sweep`]: one simulation per value of a parameter (loss, jitter, RTO floor…) and a table of the results.
+
+pub mod sweep;
