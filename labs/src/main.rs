@@ -8,7 +8,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chatlab_labs::sweep::{self, Baseline, Knob};
+use chatlab_labs::sweep::{self, Knob};
+use chatlab_proto::sim::Scenario;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
@@ -101,9 +102,9 @@ fn main() -> ExitCode {
             seed,
             format,
         } => {
-            let base = Baseline {
+            let base = Scenario {
                 messages,
-                size,
+                message_bytes: size,
                 interval: millis(interval_ms),
                 loss,
                 burst,
@@ -114,6 +115,7 @@ fn main() -> ExitCode {
                 min_rto: min_rto_ms.map(millis),
                 unordered,
                 seed,
+                ..Scenario::default()
             };
             let rows = match sweep::run(&base, knob, &values) {
                 Ok(rows) => rows,

@@ -7,9 +7,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use chatlab_proto::engine::{EngineConfig, Ordering};
-use chatlab_proto::impair::{GilbertElliott, ImpairmentConfig, LossModel};
-use chatlab_proto::sim::{self, SimConfig, SimReport};
+use chatlab_proto::sim::{self, Scenario, SimConfig, SimReport};
 use serde::Serialize;
 
 /// The knob a sweep varies.
@@ -25,23 +23,6 @@ pub enum Knob {
     Duplicate,
     /// Probability that a datagram is held back and arrives after later ones.
     Reorder,
-}
-
-/// Everything fixed during a sweep.
-#[derive(Debug, Clone)]
-pub struct Baseline {
-    pub messages: u64,
-    pub size: usize,
-    pub interval: Duration,
-    pub loss: f64,
-    pub burst: f64,
-    pub delay: Duration,
-    pub jitter: Duration,
-    pub duplicate: f64,
-    pub reorder: f64,
-    pub min_rto: Option<Duration>,
-    pub unordered: bool,
-    pub seed: u64,
 }
 
 /// One row: the value of the knob and what the simulation measured.
@@ -70,54 +51,20 @@ fn millis(ms: f64) -> Duration {
 }
 
 /// The simulation settings for one value of the knob.
-pub fn config_for(base: &Baseline, knob: Knob, value: f64) -> Result<SimConfig, SweepError> {
-    let mut b = base.clone();
+pub fn config_for(base: &Scenario, knob: Knob, value: f64) -> Result<SimConfig, SweepError> {
+    let mut s = base.clone();
     match knob {
-        Knob::Loss => b.loss = value,
-        Knob::JitterMs => b.jitter = millis(value),
-        Knob::MinRtoMs => b.min_rto = Some(millis(value)),
-        Knob::Duplicate => b.duplicate = value,
-        Knob::Reorder => b.reorder = value,
+        Knob::Loss => s.loss = value,
+        Knob::JitterMs => s.jitter = millis(value),
+        Knob::MinRtoMs => s.min_rto = Some(millis(value)),
+        Knob::Duplicate => s.duplicate = value,
+        Knob::Reorder => s.reorder = value,
     }
-    let loss = if b.loss <= 0.0 {
-        LossModel::None
-    } else if b.burst <= 1.0 {
-        LossModel::Bernoulli { p: b.loss }
-    } else {
-        LossModel::GilbertElliott(
-            GilbertElliott::from_mean_loss_and_burst(b.loss, b.burst).map_err(|e| SweepError(e.to_string()))?,
-        )
-    };
-    let direction = |seed: u64| ImpairmentConfig {
-        loss,
-        delay: b.delay,
-        jitter: b.jitter,
-        duplicate: b.duplicate,
-        reorder: b.reorder,
-        seed,
-        ..ImpairmentConfig::default()
-    };
-    let mut engine = EngineConfig {
-        ordering: if b.unordered { Ordering::Unordered } else { Ordering::InOrder },
-        ..EngineConfig::default()
-    };
-    if let Some(min_rto) = b.min_rto {
-        engine.min_rto = min_rto;
-        engine.max_rto = engine.max_rto.max(min_rto);
-    }
-    Ok(SimConfig {
-        messages: b.messages,
-        message_bytes: b.size,
-        interval: b.interval,
-        streams: 1,
-        forward: direction(b.seed.wrapping_mul(2)),
-        backward: direction(b.seed.wrapping_mul(2).wrapping_add(1)),
-        engine,
-    })
+    s.to_config().map_err(|e| SweepError(e.to_string()))
 }
 
 /// Runs one simulation per value.
-pub fn run(base: &Baseline, knob: Knob, values: &[f64]) -> Result<Vec<Row>, SweepError> {
+pub fn run(base: &Scenario, knob: Knob, values: &[f64]) -> Result<Vec<Row>, SweepError> {
     let name = format!("{knob:?}");
     values
         .iter()
@@ -187,21 +134,8 @@ pub fn to_csv(rows: &[Row]) -> String {
 mod tests {
     use super::*;
 
-    fn base() -> Baseline {
-        Baseline {
-            messages: 500,
-            size: 64,
-            interval: Duration::from_millis(5),
-            loss: 0.0,
-            burst: 1.0,
-            delay: Duration::from_micros(50),
-            jitter: Duration::ZERO,
-            duplicate: 0.0,
-            reorder: 0.0,
-            min_rto: None,
-            unordered: false,
-            seed: 1,
-        }
+    fn base() -> Scenario {
+        Scenario { messages: 500, ..Scenario::default() }
     }
 
     #[test]
@@ -215,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_higher_rto_floor_lengthens_the_tail() {
-        let lossy = Baseline { loss: 0.1, ..base() };
+        let lossy = Scenario { loss: 0.1, ..base() };
         let rows = run(&lossy, Knob::MinRtoMs, &[2.0, 200.0]).unwrap();
         // With a message every 5 ms most losses are caught by fast retransmit either way; the ones the timer must
         // catch (the last message before a pause, a lost retransmission) sit in the far tail.

@@ -12,9 +12,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use chatlab_proto::engine::{EngineConfig, Ordering};
-use chatlab_proto::impair::{GilbertElliott, ImpairmentConfig, LossModel};
-use chatlab_proto::sim::{self, SimConfig};
+use chatlab_proto::sim::{self, Scenario};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -83,43 +81,24 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<ExitCode, String> {
-    let loss = if args.loss <= 0.0 {
-        LossModel::None
-    } else if args.burst <= 1.0 {
-        LossModel::Bernoulli { p: args.loss }
-    } else {
-        LossModel::GilbertElliott(
-            GilbertElliott::from_mean_loss_and_burst(args.loss, args.burst).map_err(|e| e.to_string())?,
-        )
-    };
-    let direction = |seed: u64| ImpairmentConfig {
-        loss,
-        delay: millis(args.delay_ms),
-        jitter: millis(args.jitter_ms),
-        reorder: args.reorder,
-        reorder_delay: millis(args.reorder_ms),
-        duplicate: args.duplicate,
-        corrupt: args.corrupt,
-        seed,
-        ..ImpairmentConfig::default()
-    };
-    let mut engine = EngineConfig {
-        ordering: if args.unordered { Ordering::Unordered } else { Ordering::InOrder },
-        ..EngineConfig::default()
-    };
-    if let Some(min_rto) = args.min_rto_ms {
-        engine.min_rto = millis(min_rto);
-    }
-    let config = SimConfig {
+    let scenario = Scenario {
         messages: args.messages,
         message_bytes: args.size,
         interval: millis(args.interval_ms),
         streams: args.streams,
-        // Independent random streams per direction, both fixed by the one seed.
-        forward: direction(args.seed.wrapping_mul(2)),
-        backward: direction(args.seed.wrapping_mul(2).wrapping_add(1)),
-        engine,
+        loss: args.loss,
+        burst: args.burst,
+        delay: millis(args.delay_ms),
+        jitter: millis(args.jitter_ms),
+        duplicate: args.duplicate,
+        reorder: args.reorder,
+        reorder_delay: millis(args.reorder_ms),
+        corrupt: args.corrupt,
+        min_rto: args.min_rto_ms.map(millis),
+        unordered: args.unordered,
+        seed: args.seed,
     };
+    let config = scenario.to_config().map_err(|e| e.to_string())?;
     let started = Instant::now();
     let report = sim::run(&config).map_err(|e| e.to_string())?;
     let real = started.elapsed();

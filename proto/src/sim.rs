@@ -20,8 +20,8 @@ use thiserror::Error;
 
 use crate::datagram::Role;
 use crate::endpoint::Endpoint;
-use crate::engine::{ConfigError, EngineConfig, Event};
-use crate::impair::{Direction, Duplex, ImpairmentConfig, ImpairmentError};
+use crate::engine::{ConfigError, EngineConfig, Event, Ordering};
+use crate::impair::{Direction, Duplex, GilbertElliott, ImpairmentConfig, ImpairmentError, LossModel};
 use crate::stats::{IPV4_UDP_OVERHEAD, LatencyHistogram, micros};
 
 /// Simulated time allowed after the last message is due for everything to be delivered and acknowledged. A run that
@@ -63,6 +63,100 @@ impl Default for SimConfig {
             backward: ImpairmentConfig::default(),
             engine: EngineConfig::default(),
         }
+    }
+}
+
+/// A scenario in the flat terms a person types: rates, milliseconds and a seed. It describes both directions alike
+/// (data and acks suffer the same impairment, each with its own random stream derived from the one seed), which is
+/// what the `soak` example and the labs' sweeps both need; [`Scenario::to_config`] turns it into a [`SimConfig`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub messages: u64,
+    pub message_bytes: usize,
+    pub interval: Duration,
+    pub streams: u32,
+    /// Mean loss probability in each direction.
+    pub loss: f64,
+    /// Mean length of a loss burst in packets; 1 or less means independent (Bernoulli) losses.
+    pub burst: f64,
+    pub delay: Duration,
+    pub jitter: Duration,
+    pub duplicate: f64,
+    pub reorder: f64,
+    pub reorder_delay: Duration,
+    pub corrupt: f64,
+    /// Lowest RTO; `None` keeps the engine's default.
+    pub min_rto: Option<Duration>,
+    pub unordered: bool,
+    pub seed: u64,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        let base = SimConfig::default();
+        Self {
+            messages: base.messages,
+            message_bytes: base.message_bytes,
+            interval: base.interval,
+            streams: base.streams,
+            loss: 0.0,
+            burst: 1.0,
+            delay: Duration::from_micros(50),
+            jitter: Duration::ZERO,
+            duplicate: 0.0,
+            reorder: 0.0,
+            reorder_delay: crate::impair::DEFAULT_REORDER_DELAY,
+            corrupt: 0.0,
+            min_rto: None,
+            unordered: false,
+            seed: 1,
+        }
+    }
+}
+
+impl Scenario {
+    /// The loss model: none, independent losses, or Gilbert-Elliott bursts with the given mean length.
+    pub fn loss_model(&self) -> Result<LossModel, ImpairmentError> {
+        if self.loss <= 0.0 {
+            Ok(LossModel::None)
+        } else if self.burst <= 1.0 {
+            Ok(LossModel::Bernoulli { p: self.loss })
+        } else {
+            Ok(LossModel::GilbertElliott(GilbertElliott::from_mean_loss_and_burst(self.loss, self.burst)?))
+        }
+    }
+
+    /// The simulation settings.
+    pub fn to_config(&self) -> Result<SimConfig, SimError> {
+        let loss = self.loss_model()?;
+        let direction = |seed: u64| ImpairmentConfig {
+            loss,
+            delay: self.delay,
+            jitter: self.jitter,
+            reorder: self.reorder,
+            reorder_delay: self.reorder_delay,
+            duplicate: self.duplicate,
+            corrupt: self.corrupt,
+            seed,
+            ..ImpairmentConfig::default()
+        };
+        let mut engine = EngineConfig {
+            ordering: if self.unordered { Ordering::Unordered } else { Ordering::InOrder },
+            ..EngineConfig::default()
+        };
+        if let Some(min_rto) = self.min_rto {
+            engine.min_rto = min_rto;
+            engine.max_rto = engine.max_rto.max(min_rto);
+        }
+        Ok(SimConfig {
+            messages: self.messages,
+            message_bytes: self.message_bytes,
+            interval: self.interval,
+            streams: self.streams,
+            forward: direction(self.seed.wrapping_mul(2)),
+            backward: direction(self.seed.wrapping_mul(2).wrapping_add(1)),
+            engine,
+        })
     }
 }
 
@@ -284,7 +378,6 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::impair::LossModel;
 
     #[test]
     fn a_perfect_link_delivers_everything_without_retransmission() {
@@ -301,6 +394,18 @@ mod tests {
         assert_eq!(run(&SimConfig { streams: 0, ..SimConfig::default() }), Err(SimError::Streams));
         let bad_loss = ImpairmentConfig { loss: LossModel::Bernoulli { p: 2.0 }, ..ImpairmentConfig::default() };
         assert!(matches!(run(&SimConfig { forward: bad_loss, ..SimConfig::default() }), Err(SimError::Impairment(_))));
+    }
+
+    #[test]
+    fn a_scenario_builds_both_directions_with_their_own_seeds() {
+        let scenario = Scenario { loss: 0.1, burst: 4.0, min_rto: Some(Duration::from_secs(5)), ..Scenario::default() };
+        let config = scenario.to_config().unwrap();
+        assert!(matches!(config.forward.loss, LossModel::GilbertElliott(_)));
+        assert_ne!(config.forward.seed, config.backward.seed);
+        assert_eq!(config.engine.min_rto, Duration::from_secs(5));
+        assert!(config.engine.max_rto >= config.engine.min_rto, "a floor above the ceiling raises the ceiling");
+        assert_eq!(Scenario { loss: 0.0, ..Scenario::default() }.loss_model().unwrap(), LossModel::None);
+        assert!(Scenario { loss: 0.9, burst: 1.5, ..Scenario::default() }.to_config().is_err());
     }
 
     #[test]
