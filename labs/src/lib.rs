@@ -6,5 +6,7 @@
 //! who types the same command gets the same table.
 //!
 //! - [`sweep`]: one simulation per value of a parameter (loss, jitter, RTO floor…) and a table of the results.
+//! - [`relay`]: a TCP and UDP relay in front of a real server that impairs datagrams and can record every byte.
 
+pub mod relay;
 pub mod sweep;
