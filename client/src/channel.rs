@@ -34,8 +34,7 @@ use tokio::task::JoinHandle;
 use chatlab_proto::control::{ClientMessage, FrameDecoder, ServerMessage, decode_server, encode, encode_frame};
 use chatlab_proto::limits::PROTOCOL_VERSION;
 use chatlab_proto::noise::{
-    Fingerprint, HANDSHAKE_MSG2_LEN, Initiator, KnownServers, NoiseError, ServerKey, Transport as NoiseTransport,
-    Trust,
+    Fingerprint, HANDSHAKE_MSG2_LEN, Initiator, KnownServers, NoiseError, ServerKey, Transport as NoiseTransport, Trust,
 };
 
 use crate::config::ClientConfig;
@@ -188,10 +187,9 @@ pub(crate) fn check_pin(server: &str, key: &ServerKey, path: &Path) -> Result<bo
     match known.check(server, key) {
         Trust::Known => Ok(false),
         Trust::New => {
-            known.pin(server, key).map_err(|err| ClientError::BadAddress {
-                server: server.to_string(),
-                reason: err.to_string(),
-            })?;
+            known
+                .pin(server, key)
+                .map_err(|err| ClientError::BadAddress { server: server.to_string(), reason: err.to_string() })?;
             known.save(path).map_err(file_error)?;
             Ok(true)
         }
@@ -220,7 +218,11 @@ pub(crate) struct ControlWriter {
 
 impl ControlWriter {
     /// Encodes, encrypts, frames and writes one message, within [`WRITE_TIMEOUT`].
-    pub(crate) async fn send(&mut self, noise: &mut NoiseTransport, message: &ClientMessage) -> Result<(), ClientError> {
+    pub(crate) async fn send(
+        &mut self,
+        noise: &mut NoiseTransport,
+        message: &ClientMessage,
+    ) -> Result<(), ClientError> {
         let plaintext = encode(message).map_err(|err| ClientError::Protocol(format!("encoding a request: {err}")))?;
         let ciphertext =
             noise.encrypt(&plaintext).map_err(|err| ClientError::Protocol(format!("encrypting a request: {err}")))?;

@@ -337,7 +337,10 @@ mod tests {
         let err = ClientError::from_server(ErrorCode::LoginRateLimited, "wait 12 s");
         assert_eq!(err.to_string(), "rate limited: wait 12 s");
         assert_eq!(err.server_code(), Some(ErrorCode::LoginRateLimited));
-        assert_eq!(ClientError::from_server(ErrorCode::BadCredentials, "x").to_string(), "unknown user name or wrong password");
+        assert_eq!(
+            ClientError::from_server(ErrorCode::BadCredentials, "x").to_string(),
+            "unknown user name or wrong password"
+        );
     }
 
     #[test]

@@ -43,7 +43,8 @@ impl Client {
         let established = channel::establish(&config).await?;
         let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
         if established.pinned_now {
-            let pinned = ClientEvent::ServerKeyPinned { server: config.server.clone(), fingerprint: established.fingerprint };
+            let pinned =
+                ClientEvent::ServerKeyPinned { server: config.server.clone(), fingerprint: established.fingerprint };
             let _ = events_tx.try_send(pinned);
         }
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);

@@ -98,7 +98,8 @@ impl UdpLink {
             SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
         };
-        let failed = |err: std::io::Error| ClientError::Unreachable { server: server.to_string(), reason: err.to_string() };
+        let failed =
+            |err: std::io::Error| ClientError::Unreachable { server: server.to_string(), reason: err.to_string() };
         let socket = UdpSocket::bind(local).await.map_err(failed)?;
         socket.connect(server).await.map_err(failed)?;
         let origin = Instant::now();

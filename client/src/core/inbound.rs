@@ -95,7 +95,9 @@ impl Actor {
                 if let Some(send) = self.pending.sends.remove(&client_msg_id) {
                     let err = match error {
                         chatlab_proto::engine::SendError::WindowFull { in_flight } => ClientError::Busy { in_flight },
-                        chatlab_proto::engine::SendError::TooLarge { len, max } => ClientError::TextTooLong { len, max },
+                        chatlab_proto::engine::SendError::TooLarge { len, max } => {
+                            ClientError::TextTooLong { len, max }
+                        }
                     };
                     let _ = send.reply.send(Err(err));
                 }

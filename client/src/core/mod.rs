@@ -111,11 +111,20 @@ impl Drop for Conn {
 enum Link {
     Up(Box<Conn>),
     /// Waiting until `at` before reconnection attempt `attempt`.
-    Waiting { attempt: u32, at: Instant, reason: String },
+    Waiting {
+        attempt: u32,
+        at: Instant,
+        reason: String,
+    },
     /// Reconnection attempt `attempt` is running.
-    Connecting { attempt: u32, reason: String },
+    Connecting {
+        attempt: u32,
+        reason: String,
+    },
     /// Given up (or reconnecting is switched off).
-    Down { reason: String },
+    Down {
+        reason: String,
+    },
 }
 
 /// The UDP probe in progress: sends wait until it ends one way or the other.

@@ -26,11 +26,18 @@ use crate::event::{Accepted, HistoryPage, SessionInfo};
 /// The account operation in flight.
 #[derive(Debug)]
 pub(super) enum AccountOp {
-    Register { reply: Reply<Username> },
+    Register {
+        reply: Reply<Username>,
+    },
     /// `reply` is `None` for the automatic login after a reconnect. The credentials are remembered once the login
     /// succeeds.
-    Login { reply: Option<Reply<SessionInfo>>, credentials: Credentials },
-    Logout { reply: Reply<()> },
+    Login {
+        reply: Option<Reply<SessionInfo>>,
+        credentials: Credentials,
+    },
+    Logout {
+        reply: Reply<()>,
+    },
 }
 
 /// Who started a history sync, and so who hears when it ends.
@@ -47,11 +54,19 @@ pub(super) enum SyncOrigin {
 /// A numbered request in flight.
 #[derive(Debug)]
 pub(super) enum Request {
-    History { reply: Reply<HistoryPage> },
+    History {
+        reply: Reply<HistoryPage>,
+    },
     /// Pages of the user list gathered so far.
-    Users { reply: Reply<Vec<Username>>, users: Vec<Username> },
+    Users {
+        reply: Reply<Vec<Username>>,
+        users: Vec<Username>,
+    },
     /// One page of a sync; `count` new messages so far.
-    Sync { origin: SyncOrigin, count: usize },
+    Sync {
+        origin: SyncOrigin,
+        count: usize,
+    },
 }
 
 /// Where a chat message is.
@@ -234,8 +249,10 @@ mod tests {
     #[tokio::test]
     async fn automatic_operations_fail_silently() {
         let now = Instant::now();
-        let mut pending = Pending::default();
-        pending.account = Some((AccountOp::Login { reply: None, credentials: credentials() }, now));
+        let mut pending = Pending {
+            account: Some((AccountOp::Login { reply: None, credentials: credentials() }, now)),
+            ..Pending::default()
+        };
         pending.requests.insert(3, (Request::Sync { origin: SyncOrigin::Reconnect, count: 0 }, now));
         let expired = pending.take_expired(now);
         assert_eq!(expired.len(), 2);

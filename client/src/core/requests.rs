@@ -244,7 +244,10 @@ mod tests {
 
     #[test]
     fn text_errors_map_to_client_errors() {
-        assert_eq!(text_error(TextError::TooLong { len: 5000, max: 4096 }), ClientError::TextTooLong { len: 5000, max: 4096 });
+        assert_eq!(
+            text_error(TextError::TooLong { len: 5000, max: 4096 }),
+            ClientError::TextTooLong { len: 5000, max: 4096 }
+        );
         assert_eq!(text_error(TextError::Empty), ClientError::TextInvalid { reason: "message text is empty".into() });
         let err = text_error(TextError::ControlChar { ch: '\u{7}', position: 2 });
         assert!(matches!(&err, ClientError::TextInvalid { reason } if reason.contains("U+0007")), "{err}");

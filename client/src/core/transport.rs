@@ -52,15 +52,20 @@ impl Actor {
                 Ok(link) => session.udp = Some(link),
                 Err(err) => {
                     tracing::warn!("cannot start UDP: {err}");
-                    let reason =
-                        TransportReason::UdpBlocked { server: session.udp_server.to_string(), waited: Default::default() };
+                    let reason = TransportReason::UdpBlocked {
+                        server: session.udp_server.to_string(),
+                        waited: Default::default(),
+                    };
                     return self.fall_back_to_tcp(reason).await;
                 }
             }
         }
         let now = Instant::now();
-        session.probe =
-            Some(Probe { started: now, deadline: now + self.config.udp_probe_timeout, next_ping: now + PROBE_PING_INTERVAL });
+        session.probe = Some(Probe {
+            started: now,
+            deadline: now + self.config.udp_probe_timeout,
+            next_ping: now + PROBE_PING_INTERVAL,
+        });
         if let Some(udp) = &session.udp {
             udp.command(UdpCommand::Probe);
         }
