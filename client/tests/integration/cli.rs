@@ -215,3 +215,17 @@ async fn transport_tcp_and_the_udp_fallback_notice() {
     assert_eq!(stdout_lines(&tcp)[0]["transport"], "tcp");
     assert!(!stderr(&tcp).contains("no answer over UDP"), "{}", stderr(&tcp));
 }
+
+#[tokio::test]
+async fn stats_prints_both_transports() {
+    let server = FakeServer::start(Options::default()).await;
+    server.add_user("ann", "pw");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = run(&mut cli(&server, &dir, &["--json", "stats"])).await;
+    assert!(output.status.success(), "{output:?}");
+    let lines = stdout_lines(&output);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["transport"], "Udp");
+    assert!(lines[0]["udp"]["received"]["packets"].as_u64().is_some_and(|n| n > 0), "{}", lines[0]);
+    assert!(lines[0]["tcp"]["frames_sent"].as_u64().is_some_and(|n| n > 0), "{}", lines[0]);
+}
