@@ -60,6 +60,7 @@ struct State {
     chats_over_tcp: usize,
     chats_over_udp: usize,
     use_transport: Vec<Transport>,
+    datagrams: Vec<Vec<u8>>,
 }
 
 /// A running fake server; stops when dropped.
@@ -157,6 +158,11 @@ impl FakeServer {
 
     pub fn use_transport_requests(&self) -> Vec<Transport> {
         lock(&self.state).use_transport.clone()
+    }
+
+    /// Every datagram that arrived, as received.
+    pub fn datagrams(&self) -> Vec<Vec<u8>> {
+        lock(&self.state).datagrams.clone()
     }
 
     pub fn online(&self) -> Vec<String> {
@@ -494,6 +500,7 @@ async fn udp_loop(socket: Arc<UdpSocket>, state: Arc<Mutex<State>>, answer_udp: 
                 }
                 let datagram = buf.get(..len).unwrap_or_default().to_vec();
                 let mut state = lock(&state);
+                state.datagrams.push(datagram.clone());
                 let now = origin.elapsed();
                 let matched = state.sessions.iter_mut().find_map(|(id, session)| {
                     session.endpoint.handle_datagram(&datagram, now).is_ok().then_some(*id)

@@ -16,6 +16,9 @@ use crate::exit::EXIT_CODES_HELP;
 /// Most messages one `history` call asks for by default: a screenful.
 pub const DEFAULT_HISTORY_LIMIT: u16 = 50;
 
+/// Largest `--limit`: one history page holds at most this many messages (the protocol's `MAX_PAGE_ITEMS`).
+const MAX_HISTORY_LIMIT: i64 = chatlab_proto::control::MAX_PAGE_ITEMS as i64;
+
 /// Command-line client for a chatlab server.
 #[derive(Debug, Parser)]
 #[command(name = "chatlab-cli", version, about, after_help = EXIT_CODES_HELP)]
@@ -82,7 +85,7 @@ pub enum Command {
         #[arg(value_parser = parse_target)]
         target: Target,
         /// How many messages.
-        #[arg(long, default_value_t = DEFAULT_HISTORY_LIMIT, value_parser = clap::value_parser!(u16).range(1..=500))]
+        #[arg(long, default_value_t = DEFAULT_HISTORY_LIMIT, value_parser = clap::value_parser!(u16).range(1..=MAX_HISTORY_LIMIT))]
         limit: u16,
     },
     /// Print the users online now.

@@ -20,6 +20,12 @@ use crate::password::{Sources, read_password};
 /// Extra wait, beyond the UDP probe timeout, for `stats` to see the transport settle before it reports.
 const STATS_SETTLE_GRACE: Duration = Duration::from_millis(250);
 
+/// How often `stats` looks whether the transport has settled.
+const STATS_POLL: Duration = Duration::from_millis(50);
+
+/// Time left to the event drain to print its last notices after a one-shot command ended.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
 /// Everything a command needs once the arguments are checked.
 struct Plan {
     cli: Cli,
@@ -78,7 +84,7 @@ async fn session(plan: Plan, password: Password) -> Result<(), Failure> {
             let drain = tokio::spawn(drain(events, known_servers.clone()));
             let result = one_shot(&handle, command, &user, password, &mut out, probe_timeout).await;
             handle.shutdown().await;
-            let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+            let _ = tokio::time::timeout(DRAIN_GRACE, drain).await;
             return result;
         }
     };
@@ -129,7 +135,7 @@ async fn one_shot(
                 if stats.transport == Some(Transport::Tcp) || stats.udp.is_some_and(|udp| udp.received.packets > 0) {
                     break;
                 }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(STATS_POLL).await;
             }
             let stats = handle.stats().await?;
             let text = match out.json() {
