@@ -21,7 +21,7 @@ const MAX_HISTORY_LIMIT: i64 = chatlab_proto::control::MAX_PAGE_ITEMS as i64;
 
 /// Command-line client for a chatlab server.
 #[derive(Debug, Parser)]
-#[command(name = "chatlab-cli", version, about, after_help = EXIT_CODES_HELP)]
+#[command(name = "chatlab-cli", version, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     /// Server address, HOST:PORT.
     #[arg(long, env = "CHATLAB_SERVER", default_value = DEFAULT_SERVER, global = true)]
