@@ -10,7 +10,7 @@
 //! The hub owns:
 //!
 //! - the session table (by connection id) and presence (which users have at least one session);
-//! - every session's datagram [`Endpoint`](chatlab_proto::endpoint::Endpoint), the UDP socket it reads from and
+//! - every session's datagram `Endpoint`, the UDP socket it reads from and
 //!   sends with, and the heap of the endpoints' timers ([`timers`]);
 //! - flood control per session (a token bucket) and fan-out.
 //!
