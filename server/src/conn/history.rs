@@ -253,6 +253,23 @@ mod tests {
         assert_eq!(consumed, messages.len());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn a_page_never_exceeds_its_limit_or_a_frame(
+            texts in proptest::collection::vec("\\PC{1,300}", 0..60),
+            limit in 1usize..80,
+        ) {
+            let rows: Vec<StoredMessage> =
+                texts.iter().enumerate().map(|(n, t)| row(n as u64 + 1, "ann", None, t)).collect();
+            let total = rows.len();
+            let (messages, consumed, kept) = fill(rows, limit);
+            proptest::prop_assert!(messages.len() <= limit && consumed <= total);
+            proptest::prop_assert_eq!(messages.len(), kept.len());
+            let encoded = chatlab_proto::control::encode(&ServerMessage::HistoryPage { req: u32::MAX, messages, more: true });
+            proptest::prop_assert!(encoded.is_ok());
+        }
+    }
+
     #[test]
     fn zero_limit_is_refused_and_large_ones_capped() {
         assert_eq!(page_limit(0), None);

@@ -98,6 +98,28 @@ Local:
         assert!(parse_fib_trie("/32 host LOCAL\n").is_empty());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics_and_yields_only_lan_addresses(text in "(\\PC|\n| |\\|-- |/32 host LOCAL)*") {
+            for addr in parse_fib_trie(&text) {
+                proptest::prop_assert!(!addr.is_loopback() && !addr.is_unspecified());
+            }
+        }
+
+        #[test]
+        fn every_listed_local_address_is_found(octets in proptest::collection::vec(proptest::array::uniform4(1u8..=126), 0..8)) {
+            let mut text = String::from("Local:\n  +-- 0.0.0.0/0 3 0 5\n");
+            for [a, b, c, d] in &octets {
+                text.push_str(&format!("     |-- {a}.{b}.{c}.{d}\n        /32 host LOCAL\n"));
+            }
+            let found = parse_fib_trie(&text);
+            for [a, b, c, d] in &octets {
+                let addr = Ipv4Addr::new(*a, *b, *c, *d);
+                proptest::prop_assert_eq!(found.contains(&addr), !addr.is_loopback());
+            }
+        }
+    }
+
     #[test]
     fn reading_the_real_table_never_fails() {
         for addr in lan_addresses() {
