@@ -62,3 +62,59 @@ pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Control messages queued towards one client before the server gives up on it. A client that stops reading its
 /// socket must not make the server hold an ever-growing queue; at this depth it is disconnected with a log line.
 pub const CONTROL_QUEUE_DEPTH: usize = 4096;
+
+/// Commands waiting for the hub (the task that owns every session): logins, chat messages, committed batches. A
+/// connection that finds the queue full waits, which slows only that connection; 8 192 absorbs a classroom's burst
+/// of logins and messages without the hub ever falling far behind.
+pub const HUB_QUEUE_DEPTH: usize = 8192;
+
+/// Chat messages and delivery marks waiting for the storage writer. When the disk cannot keep up and this queue is
+/// full, new messages are refused (`FloodLimited`, "server busy") instead of piling up in memory; at one commit per
+/// few milliseconds the queue drains in well under a second.
+pub const WRITER_QUEUE_DEPTH: usize = 16_384;
+
+/// Messages committed in one transaction at most. Group commit gets cheaper per message as batches grow, but one
+/// huge batch delays the acknowledgement of its first message; 4 096 short messages commit in a few milliseconds.
+pub const MAX_COMMIT_BATCH: usize = 4096;
+
+/// Messages waiting for room in one session's UDP send window (the engine refuses new messages when its window is
+/// full, which is its back-pressure). A client that acknowledges nothing while this many messages wait is not
+/// keeping up; it is disconnected, as a client with a full control queue is.
+pub const UDP_BACKLOG_DEPTH: usize = 4096;
+
+/// Time a connection beyond its address's connection cap gets to finish the handshake, so that the refusal can be
+/// sent encrypted with a clear error code. Short, because the slot it holds is one the cap meant to deny.
+pub const REFUSAL_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Time a graceful shutdown waits for sessions to receive their last messages before it closes the remaining
+/// sockets. The storage writer is always allowed to finish its commits: nothing acknowledged is lost either way.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Bytes read from a TCP socket at once: a quarter of a maximum frame, enough for dozens of ordinary control
+/// messages per system call, small enough to keep per-connection memory low.
+pub const READ_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Receive buffer for one UDP datagram. Larger than any legal datagram (1 200 bytes), so an oversized one shows up as
+/// too long rather than silently cut to a plausible length.
+pub const UDP_RECV_BUFFER_BYTES: usize = 2048;
+
+/// Pending connections the kernel queues for `accept` (the `listen` backlog). The design asks for 1 000 clients
+/// logging in at once with none dropped; 1 024 holds all of them even if the accept loop falls behind.
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// Attempts to find a port free for both TCP and UDP when binding to port 0: the kernel picks the TCP port, and the
+/// same UDP port is taken by another program only rarely, so a few retries always suffice in practice.
+pub const BIND_ATTEMPTS: u32 = 16;
+
+/// User names the storage writer remembers with their ids, so a private message does not cost a lookup. Users are
+/// never deleted, so the cache can never be wrong, only full; it is then cleared and refills.
+pub const MAX_CACHED_USER_IDS: usize = 100_000;
+
+/// Stale entries the hub's timer heap may hold per live session before it is rebuilt. Each datagram moves a
+/// session's next deadline and leaves the old entry behind (deleting from a binary heap is expensive); rebuilding
+/// at this ratio keeps the heap small at the cost of an occasional linear pass.
+pub const TIMER_HEAP_SLACK: usize = 8;
+
+/// Keepalive interval of the server's side of the datagram engine at most: it must stay below the idle timeout
+/// (the engine insists) and at most a third of it, so that two lost pings never end a live session.
+pub const UDP_KEEPALIVE_FRACTION: u32 = 3;

@@ -1,0 +1,223 @@
+//! Admission control: who may connect, try a password, or create an account, and how often.
+//!
+//! Three kinds of abuse are cheap for a client and expensive for the server, and each gets its own limit:
+//!
+//! - **Holding sockets.** Every TCP connection costs a file descriptor, a task and some buffers. One address may
+//!   hold at most `max_connections_per_ip` at once ([`Admission::admit`]); the count is kept by a
+//!   [`ConnectionSlot`] guard that gives its place back when the connection's task ends, however it ends.
+//! - **Guessing passwords.** Failed logins are counted per account *and* per address in token buckets
+//!   ([`crate::rate_limit`]). The per-account limit stops a distributed guesser aiming at one student; the
+//!   per-address limit stops one machine trying many accounts. Only *failures* take tokens, and the check happens
+//!   before the expensive Argon2 verification, so a blocked guesser costs the server nothing.
+//! - **Filling the user table.** Registrations are limited per address.
+//!
+//! Addresses are compared in canonical form, so an IPv4 client reaching a dual-stack socket as `::ffff:a.b.c.d`
+//! counts against the same budget as `a.b.c.d`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::limits::{LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_IP, MAX_RATE_LIMIT_KEYS, REGISTRATIONS_PER_IP};
+use crate::rate_limit::KeyedBuckets;
+
+/// The shared admission state of one server.
+#[derive(Debug)]
+pub struct Admission {
+    max_connections_per_ip: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    connections: HashMap<IpAddr, usize>,
+    login_by_account: KeyedBuckets<String>,
+    login_by_ip: KeyedBuckets<IpAddr>,
+    registration_by_ip: KeyedBuckets<IpAddr>,
+}
+
+/// The answer of [`Admission::admit`].
+#[derive(Debug)]
+pub enum Admitted {
+    /// The connection may proceed; it holds this slot until it ends.
+    Slot(ConnectionSlot),
+    /// The address already holds as many connections as allowed.
+    OverLimit,
+}
+
+/// One counted connection; dropping it gives the place back.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut inner = self.admission.lock();
+        if let Some(count) = inner.connections.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                inner.connections.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Why a rate limit refused: how long to wait.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Wait(pub Duration);
+
+impl Admission {
+    /// Admission with the given connection cap per address and the login and registration limits of
+    /// [`crate::limits`].
+    pub fn new(max_connections_per_ip: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max_connections_per_ip,
+            inner: Mutex::new(Inner {
+                connections: HashMap::new(),
+                login_by_account: KeyedBuckets::new(LOGIN_FAILURES_PER_ACCOUNT, MAX_RATE_LIMIT_KEYS),
+                login_by_ip: KeyedBuckets::new(LOGIN_FAILURES_PER_IP, MAX_RATE_LIMIT_KEYS),
+                registration_by_ip: KeyedBuckets::new(REGISTRATIONS_PER_IP, MAX_RATE_LIMIT_KEYS),
+            }),
+        })
+    }
+
+    /// The lock; every critical section only updates counters, so state after a panic elsewhere is still sound.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts a new connection from `ip`, or refuses it when the address is at its cap.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Admitted {
+        let ip = ip.to_canonical();
+        let mut inner = self.lock();
+        let count = inner.connections.entry(ip).or_insert(0);
+        if *count >= self.max_connections_per_ip {
+            return Admitted::OverLimit;
+        }
+        *count += 1;
+        drop(inner);
+        Admitted::Slot(ConnectionSlot { admission: Arc::clone(self), ip })
+    }
+
+    /// Connections `ip` holds now.
+    pub fn connections_from(&self, ip: IpAddr) -> usize {
+        self.lock().connections.get(&ip.to_canonical()).copied().unwrap_or(0)
+    }
+
+    /// Whether a login for `account` from `ip` may be tried now; takes no token.
+    pub fn login_allowed(&self, account: &str, ip: IpAddr, now: Instant) -> Result<(), Wait> {
+        let ip = ip.to_canonical();
+        let mut inner = self.lock();
+        let key = account.to_owned();
+        if inner.login_by_account.allows(&key, now) && inner.login_by_ip.allows(&ip, now) {
+            return Ok(());
+        }
+        let wait = inner.login_by_account.wait_secs(&key, now).max(inner.login_by_ip.wait_secs(&ip, now));
+        Err(Wait(secs(wait)))
+    }
+
+    /// Records a failed login: one token from the account's bucket and one from the address's.
+    pub fn login_failed(&self, account: &str, ip: IpAddr, now: Instant) {
+        let ip = ip.to_canonical();
+        let mut inner = self.lock();
+        inner.login_by_account.try_take(&account.to_owned(), now);
+        inner.login_by_ip.try_take(&ip, now);
+    }
+
+    /// Takes a registration token for `ip`, or says how long to wait.
+    pub fn registration_allowed(&self, ip: IpAddr, now: Instant) -> Result<(), Wait> {
+        let ip = ip.to_canonical();
+        let mut inner = self.lock();
+        if inner.registration_by_ip.try_take(&ip, now) {
+            Ok(())
+        } else {
+            Err(Wait(secs(inner.registration_by_ip.wait_secs(&ip, now))))
+        }
+    }
+}
+
+/// Seconds as a `Duration`, rounded up to whole seconds for people; non-finite or negative input counts as zero.
+fn secs(value: f64) -> Duration {
+    if value.is_finite() && value > 0.0 { Duration::from_secs(value.ceil() as u64) } else { Duration::ZERO }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
+    #[test]
+    fn connection_cap_is_per_address_and_slots_give_back() {
+        let admission = Admission::new(2);
+        let first = admission.admit(A);
+        let second = admission.admit(A);
+        assert!(matches!(first, Admitted::Slot(_)) && matches!(second, Admitted::Slot(_)));
+        assert!(matches!(admission.admit(A), Admitted::OverLimit));
+        assert!(matches!(admission.admit(B), Admitted::Slot(_)));
+        assert_eq!(admission.connections_from(A), 2);
+        drop(first);
+        assert_eq!(admission.connections_from(A), 1);
+        assert!(matches!(admission.admit(A), Admitted::Slot(_)));
+    }
+
+    #[test]
+    fn mapped_ipv4_counts_as_ipv4() {
+        let admission = Admission::new(1);
+        let _slot = admission.admit(A);
+        let mapped = IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped());
+        assert!(matches!(admission.admit(mapped), Admitted::OverLimit));
+        assert!(matches!(admission.admit(IpAddr::V6(Ipv6Addr::LOCALHOST)), Admitted::Slot(_)));
+    }
+
+    #[test]
+    fn failures_per_account_run_out_then_refill() {
+        let admission = Admission::new(1);
+        let t0 = Instant::now();
+        let burst = LOGIN_FAILURES_PER_ACCOUNT.capacity as usize;
+        for _ in 0..burst {
+            assert_eq!(admission.login_allowed("ann", A, t0), Ok(()));
+            admission.login_failed("ann", A, t0);
+        }
+        let Err(Wait(wait)) = admission.login_allowed("ann", B, t0) else { panic!("account should be limited") };
+        assert!(wait > Duration::ZERO);
+        // Another account from another address is unaffected.
+        assert_eq!(admission.login_allowed("bob", B, t0), Ok(()));
+        assert_eq!(admission.login_allowed("ann", B, t0 + wait), Ok(()));
+    }
+
+    #[test]
+    fn failures_per_address_limit_many_accounts() {
+        let admission = Admission::new(1);
+        let t0 = Instant::now();
+        let burst = LOGIN_FAILURES_PER_IP.capacity as usize;
+        for n in 0..burst {
+            admission.login_failed(&format!("user{n}"), A, t0);
+        }
+        assert!(admission.login_allowed("fresh", A, t0).is_err());
+        assert_eq!(admission.login_allowed("fresh", B, t0), Ok(()));
+    }
+
+    #[test]
+    fn registrations_are_limited_per_address() {
+        let admission = Admission::new(1);
+        let t0 = Instant::now();
+        for _ in 0..REGISTRATIONS_PER_IP.capacity as usize {
+            assert_eq!(admission.registration_allowed(A, t0), Ok(()));
+        }
+        assert!(admission.registration_allowed(A, t0).is_err());
+        assert_eq!(admission.registration_allowed(B, t0), Ok(()));
+    }
+
+    #[test]
+    fn odd_waits_round_safely() {
+        assert_eq!(secs(f64::NAN), Duration::ZERO);
+        assert_eq!(secs(-1.0), Duration::ZERO);
+        assert_eq!(secs(0.2), Duration::from_secs(1));
+    }
+}

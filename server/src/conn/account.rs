@@ -1,0 +1,172 @@
+//! Registration and login on one connection.
+//!
+//! Both run in the connection's own task: the expensive part, Argon2id, runs on a blocking thread through the
+//! [`PasswordService`](crate::password::PasswordService), so a class logging in at once queues behind its
+//! semaphore instead of stalling the runtime.
+//!
+//! The order of checks is chosen so that cheap refusals come first and the expensive hash runs only for requests
+//! that could succeed, and so that nothing reveals whether an account exists: an unknown name and a wrong password
+//! get the same `BadCredentials` after the same amount of work (a dummy verification for the unknown name).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chatlab_proto::chat::Username;
+use chatlab_proto::control::{ErrorCode, Password, ServerMessage};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Connection, End, Flow, LiveSession};
+use crate::admission::Wait;
+use crate::clock::utc_now_ms;
+use crate::hub::input::{HubInput, LoginRequest};
+use crate::limits::CONTROL_QUEUE_DEPTH;
+use crate::storage::{StorageError, UserRecord};
+
+impl Connection {
+    pub(super) async fn register(&mut self, username: &str, password: &Password) -> Flow {
+        let name = match Username::parse(username) {
+            Ok(name) => name,
+            Err(error) => {
+                self.refuse(None, ErrorCode::UsernameInvalid, error.to_string());
+                return Ok(());
+            }
+        };
+        if let Err(error) = password.check() {
+            self.refuse(None, ErrorCode::PasswordInvalid, error.to_string());
+            return Ok(());
+        }
+        if let Err(Wait(wait)) = self.context.admission.registration_allowed(self.peer.ip(), Instant::now()) {
+            self.refuse(
+                None,
+                ErrorCode::LoginRateLimited,
+                format!("too many registrations from this address; try again in {} s", wait.as_secs()),
+            );
+            return Ok(());
+        }
+        match self.find_user(&name).await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                self.refuse(None, ErrorCode::UsernameTaken, format!("the name {name} is already registered"));
+                return Ok(());
+            }
+            Err(error) => return self.internal("could not look up a user", &error),
+        }
+        let phc = match self.context.passwords.hash(password.expose().to_owned()).await {
+            Ok(phc) => phc,
+            Err(error) => return self.internal("could not hash a password", &error),
+        };
+        let storage = Arc::clone(&self.context.storage);
+        let stored_name = name.as_str().to_owned();
+        let created = tokio::task::spawn_blocking(move || storage.create_user(&stored_name, &phc, utc_now_ms())).await;
+        match created {
+            Ok(Ok(_)) => {
+                tracing::info!(peer = %self.peer, user = %name, "account registered");
+                self.queue(&ServerMessage::Registered { username: name });
+            }
+            // Two registrations of one name raced; the database kept the first.
+            Ok(Err(StorageError::UsernameTaken)) => {
+                self.refuse(None, ErrorCode::UsernameTaken, format!("the name {name} is already registered"));
+            }
+            Ok(Err(error)) => return self.internal("could not create an account", &error),
+            Err(error) => return self.internal("account creation stopped", &error),
+        }
+        Ok(())
+    }
+
+    pub(super) async fn login(&mut self, username: &str, password: &Password) -> Flow {
+        if self.session.is_some() {
+            self.refuse(None, ErrorCode::AlreadyLoggedIn, "this connection is already logged in; log out first");
+            return Ok(());
+        }
+        let name = match Username::parse(username) {
+            Ok(name) => name,
+            Err(error) => {
+                self.refuse(None, ErrorCode::UsernameInvalid, error.to_string());
+                return Ok(());
+            }
+        };
+        let ip = self.peer.ip();
+        let admission = Arc::clone(&self.context.admission);
+        if let Err(Wait(wait)) = admission.login_allowed(name.as_str(), ip, Instant::now()) {
+            self.refuse(
+                None,
+                ErrorCode::LoginRateLimited,
+                format!("too many failed logins; try again in {} s", wait.as_secs()),
+            );
+            return Ok(());
+        }
+        let verified = if password.check().is_err() {
+            // No stored password is empty or longer than the limit: wrong without hashing.
+            Ok(None)
+        } else {
+            match self.find_user(&name).await {
+                Ok(record) => {
+                    let phc = record.as_ref().map(|r| r.password_phc.clone());
+                    match self.context.passwords.verify(password.expose().to_owned(), phc).await {
+                        Ok(true) => Ok(record),
+                        Ok(false) => Ok(None),
+                        Err(error) => Err(error.to_string()),
+                    }
+                }
+                Err(error) => Err(error.to_string()),
+            }
+        };
+        let record = match verified {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                admission.login_failed(name.as_str(), ip, Instant::now());
+                self.refuse(None, ErrorCode::BadCredentials, "unknown user name or wrong password");
+                return Ok(());
+            }
+            Err(error) => return self.internal("could not check a password", &error),
+        };
+        self.open_session(name, record).await
+    }
+
+    /// Asks the hub for a session; the hub queues the `SessionGrant` as the session's first message.
+    async fn open_session(&mut self, name: Username, record: UserRecord) -> Flow {
+        let (out, queue) = mpsc::channel(CONTROL_QUEUE_DEPTH);
+        let (reply, answer) = oneshot::channel();
+        let request = LoginRequest {
+            user: name.clone(),
+            user_id: record.id,
+            peer: self.peer,
+            out,
+            kill: Arc::clone(&self.kill),
+            reply,
+        };
+        self.tell_hub(HubInput::Login(request)).await?;
+        match answer.await {
+            Ok(Ok(session)) => {
+                self.session = Some(LiveSession { session, user: name, user_id: record.id, queue });
+                self.channel.set_logged_in(true);
+                Ok(())
+            }
+            Ok(Err(refusal)) => {
+                self.refuse(None, refusal.code, refusal.message);
+                Ok(())
+            }
+            Err(_) => Err(End::HubGone),
+        }
+    }
+
+    async fn find_user(&self, name: &Username) -> Result<Option<UserRecord>, String> {
+        let storage = Arc::clone(&self.context.storage);
+        let name = name.as_str().to_owned();
+        match tokio::task::spawn_blocking(move || storage.find_user(&name)).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    /// Answers `Internal` for a failure of the server itself, logged as an error (not the client's fault).
+    pub(super) fn internal(&mut self, what: &str, error: &dyn std::fmt::Display) -> Flow {
+        tracing::error!(peer = %self.peer, %error, "{what}");
+        self.queue(&ServerMessage::Error {
+            req: None,
+            code: ErrorCode::Internal,
+            message: "the server hit an internal error; please try again".into(),
+        });
+        Ok(())
+    }
+}

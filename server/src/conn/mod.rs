@@ -1,0 +1,461 @@
+//! One TCP connection: from the handshake to the last byte.
+//!
+//! Each accepted connection gets its own task running [`serve`]. The task owns the socket and the Noise session,
+//! so encryption and decryption of control frames never leave it, and it does the work that belongs to one client
+//! alone: the `Hello` version check, registration and login (password hashing runs on blocking threads behind the
+//! password service's semaphore), history pages (SQLite reads on blocking threads), and pings. Anything that
+//! involves other sessions — chat, presence, the user list — is a message to the hub.
+//!
+//! ## States
+//!
+//! ```text
+//!   handshake ──▶ awaiting Hello ──▶ logged out ──Login──▶ logged in ──Logout──▶ logged out ...
+//!                 (only Hello)       (Hello, Register,     (everything but Login)
+//!                                     Login, Ping)
+//! ```
+//!
+//! Until a session exists, the connection is an anonymous peer and is treated as one: frames are capped at
+//! [`MAX_FRAME_BYTES_BEFORE_LOGIN`] bytes and [`MAX_FRAMES_BEFORE_LOGIN`] in number, and the whole phase must end
+//! within the login timeout. Afterwards the task also forwards the hub's messages for this session (the session's
+//! control queue) to the socket, and closes at once when the hub fires the kill switch.
+//!
+//! ## Errors
+//!
+//! Every refusal sends an `Error` with a stable code and writes one log line. A frame that does not decrypt ends
+//! the connection silently (the Noise session cannot encrypt an answer any more); a frame that decrypts but does
+//! not decode gets `Error{Malformed}` and then the connection closes. Either way only this connection is affected.
+
+mod account;
+pub mod channel;
+mod history;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatlab_proto::chat::Username;
+use chatlab_proto::control::{ClientMessage, ErrorCode, FrameError, ServerMessage};
+use chatlab_proto::limits::PROTOCOL_VERSION;
+use chatlab_proto::noise::StaticKeypair;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use self::channel::{ControlChannel, OpenError};
+use crate::admission::{Admission, ConnectionSlot};
+use crate::hub::input::{CloseReason, HubInput, KillSwitch, SessionRef};
+use crate::limits::{
+    HANDSHAKE_TIMEOUT, MAX_FRAME_BYTES_BEFORE_LOGIN, MAX_FRAMES_BEFORE_LOGIN, REFUSAL_HANDSHAKE_TIMEOUT,
+};
+use crate::password::PasswordService;
+use crate::storage::{Storage, UserId};
+
+/// Control messages moved from the session queue into one write at most, so a busy queue cannot keep the task
+/// from reading its socket for long.
+const MAX_MESSAGES_PER_WRITE: usize = 256;
+
+/// What every connection task shares.
+pub struct ConnContext {
+    /// The server's static key, for the handshake.
+    pub keypair: StaticKeypair,
+    /// Accounts and history.
+    pub storage: Arc<dyn Storage>,
+    /// Argon2id off the runtime.
+    pub passwords: PasswordService,
+    /// Connection caps and login limits.
+    pub admission: Arc<Admission>,
+    /// The hub's queue.
+    pub hub: mpsc::Sender<HubInput>,
+    /// Sent in `Welcome`.
+    pub server_name: String,
+    /// Time from connecting (or logging out) to logging in.
+    pub login_timeout: Duration,
+}
+
+/// How a connection ended, for its closing log line.
+#[derive(Debug)]
+enum End {
+    /// The client closed the connection.
+    PeerClosed,
+    /// The socket failed.
+    Io(std::io::Error),
+    /// A frame did not decrypt.
+    Tampered,
+    /// The server refused something and closes (the refusal has its own log line).
+    Refused,
+    /// The hub ended the session.
+    Killed(CloseReason),
+    /// The session ended on the server's side (shutdown).
+    SessionClosed,
+    /// No login within the login timeout.
+    LoginTimeout,
+    /// The server is shutting down.
+    Shutdown,
+    /// The hub is gone (the server is stopping).
+    HubGone,
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::PeerClosed => f.write_str("closed by the client"),
+            End::Io(error) => write!(f, "socket error: {error}"),
+            End::Tampered => f.write_str("a frame failed authentication"),
+            End::Refused => f.write_str("refused (see the refusal above)"),
+            End::Killed(reason) => write!(f, "closed by the server: {reason}"),
+            End::SessionClosed => f.write_str("session closed by the server"),
+            End::LoginTimeout => f.write_str("no login in time"),
+            End::Shutdown => f.write_str("server shutting down"),
+            End::HubGone => f.write_str("server stopping"),
+        }
+    }
+}
+
+/// Whether to keep the connection after handling a frame.
+type Flow = Result<(), End>;
+
+/// A logged-in session as the connection task holds it.
+struct LiveSession {
+    session: SessionRef,
+    user: Username,
+    user_id: UserId,
+    queue: mpsc::Receiver<ServerMessage>,
+}
+
+/// Serves one accepted connection until it ends. `slot` is `None` when the address is over its connection cap:
+/// the peer then gets an encrypted `TooManyConnections` error and the connection closes.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    context: Arc<ConnContext>,
+    slot: Option<ConnectionSlot>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let timeout = if slot.is_some() { HANDSHAKE_TIMEOUT } else { REFUSAL_HANDSHAKE_TIMEOUT };
+    let channel = match ControlChannel::accept(stream, &context.keypair, timeout).await {
+        Ok(channel) => channel,
+        Err(error) => {
+            tracing::debug!(%peer, %error, "handshake failed");
+            return;
+        }
+    };
+    let mut connection = Connection {
+        login_deadline: tokio::time::Instant::now() + context.login_timeout,
+        context,
+        peer,
+        channel,
+        welcomed: false,
+        frames_before_login: 0,
+        session: None,
+        kill: Arc::new(KillSwitch::default()),
+    };
+    let end = if slot.is_none() {
+        connection.refuse(
+            None,
+            ErrorCode::TooManyConnections,
+            "this address has too many connections open; close one first",
+        );
+        Err(End::Refused)
+    } else {
+        connection.run(shutdown).await
+    };
+    let end = end.err().unwrap_or(End::PeerClosed);
+    connection.finish(end).await;
+    drop(slot);
+}
+
+struct Connection {
+    context: Arc<ConnContext>,
+    peer: SocketAddr,
+    channel: ControlChannel,
+    welcomed: bool,
+    frames_before_login: u32,
+    login_deadline: tokio::time::Instant,
+    session: Option<LiveSession>,
+    kill: Arc<KillSwitch>,
+}
+
+impl Connection {
+    async fn run(&mut self, mut shutdown: watch::Receiver<bool>) -> Flow {
+        loop {
+            while let Some(frame) = self.next_frame()? {
+                self.handle_frame(&frame).await?;
+            }
+            self.flush().await?;
+            let logged_in = self.session.is_some();
+            let kill = Arc::clone(&self.kill);
+            tokio::select! {
+                read = self.channel.read_some() => match read {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        if self.channel.has_partial_frame() {
+                            tracing::debug!(peer = %self.peer, "peer closed the connection in the middle of a frame");
+                        }
+                        return Err(End::PeerClosed);
+                    }
+                    Err(error) => return Err(End::Io(error)),
+                },
+                queued = next_queued(&mut self.session) => match queued {
+                    Some(message) => self.forward(message)?,
+                    // The hub dropped the session without a logout: the server is shutting down.
+                    None => return Err(End::SessionClosed),
+                },
+                reason = kill.fired() => return Err(End::Killed(reason)),
+                () = tokio::time::sleep_until(self.login_deadline), if !logged_in => {
+                    tracing::info!(peer = %self.peer, "no login within the login timeout; closing");
+                    return Err(End::LoginTimeout);
+                }
+                changed = shutdown.changed(), if !logged_in => {
+                    // A logged-in connection learns of the shutdown from the hub, after its last messages.
+                    if changed.is_err() || *shutdown.borrow() {
+                        self.queue(&ServerMessage::Error {
+                            req: None,
+                            code: ErrorCode::ServerShuttingDown,
+                            message: "the server is shutting down".into(),
+                        });
+                        return Err(End::Shutdown);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The next complete frame, counting frames before login; framing errors are refused and end the connection.
+    fn next_frame(&mut self) -> Result<Option<Vec<u8>>, End> {
+        let frame = match self.channel.next_frame() {
+            Ok(frame) => frame,
+            Err(FrameError::TooLarge { len, max }) if self.session.is_none() => {
+                self.refuse(
+                    None,
+                    ErrorCode::TooManyFramesBeforeLogin,
+                    format!("a frame of {len} bytes before login; at most {max} bytes are allowed until you log in"),
+                );
+                return Err(End::Refused);
+            }
+            Err(error) => {
+                self.refuse(None, ErrorCode::Malformed, format!("the byte stream is not valid framing: {error}"));
+                return Err(End::Refused);
+            }
+        };
+        if frame.is_some() && self.session.is_none() {
+            self.frames_before_login = self.frames_before_login.saturating_add(1);
+            if self.frames_before_login > MAX_FRAMES_BEFORE_LOGIN {
+                self.refuse(
+                    None,
+                    ErrorCode::TooManyFramesBeforeLogin,
+                    format!("more than {MAX_FRAMES_BEFORE_LOGIN} messages before logging in"),
+                );
+                return Err(End::Refused);
+            }
+        }
+        Ok(frame)
+    }
+
+    async fn handle_frame(&mut self, frame: &[u8]) -> Flow {
+        let message = match self.channel.open(frame) {
+            Ok(message) => message,
+            Err(OpenError::Noise(error)) => {
+                tracing::info!(peer = %self.peer, %error, "frame failed authentication; closing the connection");
+                return Err(End::Tampered);
+            }
+            Err(OpenError::Codec(error)) => {
+                self.refuse(None, ErrorCode::Malformed, format!("not a valid control message: {error}"));
+                return Err(End::Refused);
+            }
+        };
+        if !self.welcomed {
+            return match message {
+                ClientMessage::Hello { version, client } => self.hello(version, &client),
+                other => {
+                    self.refuse(request_number(&other), ErrorCode::NotLoggedIn, "send Hello first");
+                    Ok(())
+                }
+            };
+        }
+        match message {
+            ClientMessage::Hello { version, client } => self.hello(version, &client),
+            ClientMessage::Ping { nonce } => {
+                self.queue(&ServerMessage::Pong { nonce });
+                Ok(())
+            }
+            ClientMessage::Register { username, password } => self.register(&username, &password).await,
+            ClientMessage::Login { username, password } => self.login(&username, &password).await,
+            other => match self.session.as_ref().map(|s| (s.session, s.user.clone(), s.user_id)) {
+                None => {
+                    self.refuse(request_number(&other), ErrorCode::NotLoggedIn, "log in first");
+                    Ok(())
+                }
+                Some((session, user, user_id)) => self.logged_in_request(other, session, &user, user_id).await,
+            },
+        }
+    }
+
+    async fn logged_in_request(
+        &mut self,
+        message: ClientMessage,
+        session: SessionRef,
+        user: &Username,
+        user_id: UserId,
+    ) -> Flow {
+        match message {
+            ClientMessage::Logout => self.logout(session).await,
+            ClientMessage::Chat { client_msg_id, to, text } => {
+                self.tell_hub(HubInput::Chat { session, client_msg_id, to, text }).await
+            }
+            ClientMessage::ListUsers { req } => self.tell_hub(HubInput::ListUsers { session, req }).await,
+            ClientMessage::UseTransport { transport } => {
+                self.tell_hub(HubInput::UseTransport { session, transport }).await
+            }
+            ClientMessage::SyncHistory { req, after_id, limit } => {
+                self.sync_history(req, after_id, limit, user, user_id).await
+            }
+            ClientMessage::History { req, target, before_id, limit } => {
+                self.history(req, &target, before_id, limit, user_id).await;
+                Ok(())
+            }
+            ClientMessage::Received { ids } => self.received(ids, user, user_id).await,
+            // Handled before: they are allowed in every state.
+            ClientMessage::Hello { .. } | ClientMessage::Ping { .. } => Ok(()),
+            ClientMessage::Register { .. } | ClientMessage::Login { .. } => Ok(()),
+        }
+    }
+
+    fn hello(&mut self, version: u8, client: &str) -> Flow {
+        if version != PROTOCOL_VERSION {
+            self.refuse(
+                None,
+                ErrorCode::VersionMismatch,
+                format!("this server speaks protocol version {PROTOCOL_VERSION}, the client version {version}"),
+            );
+            return Err(End::Refused);
+        }
+        // The client name is free text from an anonymous peer: log a bounded, escaped prefix only.
+        let client: String = client.chars().take(64).collect();
+        tracing::debug!(peer = %self.peer, client = ?client, "hello");
+        self.welcomed = true;
+        let server = self.context.server_name.clone();
+        self.queue(&ServerMessage::Welcome { version: PROTOCOL_VERSION, server });
+        Ok(())
+    }
+
+    async fn logout(&mut self, session: SessionRef) -> Flow {
+        let (reply, answered) = tokio::sync::oneshot::channel();
+        self.tell_hub(HubInput::Logout { session, reply }).await?;
+        let _ = answered.await;
+        // The hub queued `LoggedOut` and dropped the session: forward what is left, then the queue ends.
+        if let Some(mut live) = self.session.take() {
+            while let Some(message) = live.queue.recv().await {
+                self.queue(&message);
+            }
+        }
+        self.channel.set_logged_in(false);
+        self.frames_before_login = 0;
+        self.login_deadline = tokio::time::Instant::now() + self.context.login_timeout;
+        Ok(())
+    }
+
+    async fn tell_hub(&mut self, input: HubInput) -> Flow {
+        self.context.hub.send(input).await.map_err(|_| End::HubGone)
+    }
+
+    /// Moves one message from the session queue, and whatever else is waiting, into the write buffer.
+    fn forward(&mut self, first: ServerMessage) -> Flow {
+        self.queue(&first);
+        for _ in 1..MAX_MESSAGES_PER_WRITE {
+            let Some(live) = self.session.as_mut() else { break };
+            match live.queue.try_recv() {
+                Ok(message) => self.queue(&message),
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a message; a message that cannot be encoded is a server bug, logged and skipped.
+    fn queue(&mut self, message: &ServerMessage) {
+        if let Err(error) = self.channel.queue(message) {
+            tracing::error!(peer = %self.peer, %error, "could not send a control message");
+        }
+    }
+
+    /// Sends an `Error` and writes the refusal's one log line.
+    fn refuse(&mut self, req: Option<u32>, code: ErrorCode, message: impl Into<String>) {
+        let message = message.into();
+        match &self.session {
+            Some(live) => {
+                tracing::info!(peer = %self.peer, user = %live.user, code = code.as_u16(), reason = %message, "request refused")
+            }
+            None => tracing::info!(peer = %self.peer, code = code.as_u16(), reason = %message, "request refused"),
+        }
+        self.queue(&ServerMessage::Error { req, code, message });
+    }
+
+    /// Writes what is queued, unless the hub fires the kill switch first (a client that does not read can block a
+    /// write for ever).
+    async fn flush(&mut self) -> Flow {
+        if self.channel.pending() == 0 {
+            return Ok(());
+        }
+        let kill = Arc::clone(&self.kill);
+        tokio::select! {
+            biased;
+            reason = kill.fired() => Err(End::Killed(reason)),
+            written = self.channel.flush() => written.map_err(End::Io),
+        }
+    }
+
+    /// Ends the session (if any) and closes the socket after writing what is queued.
+    async fn finish(mut self, end: End) {
+        if let Some(live) = self.session.take() {
+            if !matches!(end, End::HubGone) {
+                let _ = self.context.hub.send(HubInput::Disconnected { session: live.session }).await;
+            }
+        }
+        match &end {
+            End::Killed(_) | End::Io(_) => {}
+            _ => {
+                // Bounded: a client that reads nothing must not keep the task alive.
+                let _ = tokio::time::timeout(REFUSAL_HANDSHAKE_TIMEOUT, self.channel.flush()).await;
+            }
+        }
+        tracing::debug!(peer = %self.peer, reason = %end, "connection closed");
+        if !matches!(end, End::Killed(_)) {
+            let _ = tokio::time::timeout(REFUSAL_HANDSHAKE_TIMEOUT, self.channel.close()).await;
+        }
+    }
+}
+
+/// The next message of the session queue; never completes while logged out.
+async fn next_queued(session: &mut Option<LiveSession>) -> Option<ServerMessage> {
+    match session {
+        Some(live) => live.queue.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The `req` of a request that has one, so its error can echo it.
+fn request_number(message: &ClientMessage) -> Option<u32> {
+    match message {
+        ClientMessage::SyncHistory { req, .. }
+        | ClientMessage::History { req, .. }
+        | ClientMessage::ListUsers { req } => Some(*req),
+        _ => None,
+    }
+}
+
+/// `MAX_FRAME_BYTES_BEFORE_LOGIN` is what the decoder enforces; keep the two in one place of truth.
+const _: () = assert!(MAX_FRAME_BYTES_BEFORE_LOGIN <= u16::MAX as usize);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatlab_proto::chat::Target;
+
+    #[test]
+    fn requests_with_numbers_echo_them() {
+        assert_eq!(request_number(&ClientMessage::ListUsers { req: 4 }), Some(4));
+        assert_eq!(request_number(&ClientMessage::SyncHistory { req: 5, after_id: 0, limit: 1 }), Some(5));
+        let history = ClientMessage::History { req: 6, target: Target::World, before_id: None, limit: 1 };
+        assert_eq!(request_number(&history), Some(6));
+        assert_eq!(request_number(&ClientMessage::Logout), None);
+    }
+}

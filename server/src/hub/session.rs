@@ -1,0 +1,460 @@
+//! One session as the hub sees it: a logged-in client with its control queue, its datagram endpoint and its
+//! transport choice.
+//!
+//! ## Two ways to reach a client
+//!
+//! Every session has a **control queue** (TCP, through the connection task) and an **endpoint** (UDP, sealed by
+//! the session's keys). Which one carries its *pushes* — messages from others, receipts — is decided here
+//! ([`Session::push_transport`]): UDP once a datagram from the client has authenticated and the client has not
+//! asked for TCP; TCP before that, and whenever the client asks for it (`UseTransport`). Answers to the client's
+//! own chat messages always go back on the transport the message came on.
+//!
+//! The UDP address is learned, never announced: it is the source of the most recent datagram that *authenticated*
+//! under this session's key. A forged packet cannot redirect the session, but a client that changes networks (a
+//! laptop leaving Wi-Fi for a phone hotspot) keeps chatting, as QUIC and WireGuard allow.
+//!
+//! ## Back-pressure
+//!
+//! Neither path may grow without bound. The control queue holds [`CONTROL_QUEUE_DEPTH`] messages; the engine's
+//! send window refuses new messages while too many wait for acknowledgement, and the few that arrive meanwhile wait
+//! in a backlog of at most [`UDP_BACKLOG_DEPTH`]. A client that lets either fill up is not reading: the hub
+//! disconnects it ([`TooSlow`]) rather than buffer for it at everyone else's expense.
+//!
+//! [`CONTROL_QUEUE_DEPTH`]: crate::limits::CONTROL_QUEUE_DEPTH
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use chatlab_proto::chat::{ChatMessage, ChatPayload, StreamMap, Target, Username};
+use chatlab_proto::control::{ServerMessage, Transport};
+use chatlab_proto::endpoint::Endpoint;
+use chatlab_proto::engine::SendError;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::input::{CloseReason, KillSwitch, Refusal};
+use crate::limits::UDP_BACKLOG_DEPTH;
+use crate::rate_limit::{BucketShape, TokenBucket};
+use crate::storage::{MessageId, UserId};
+
+/// A session's queue is full: the client does not keep up and must be disconnected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooSlow;
+
+/// A message waiting for room in the send window.
+#[derive(Debug)]
+struct Queued {
+    stream: u32,
+    bytes: Vec<u8>,
+    receipt_for: Option<MessageId>,
+}
+
+/// The hub's state of one session.
+#[derive(Debug)]
+pub struct Session {
+    /// Never reused; see [`super::input::SessionRef`].
+    pub serial: u64,
+    /// The user's storage id.
+    pub user_id: UserId,
+    /// The user's name.
+    pub user: Username,
+    /// The TCP peer, for log lines.
+    pub peer: SocketAddr,
+    /// Flood control: one token per chat message.
+    pub flood: TokenBucket,
+    /// The deadline this session's entry in the timer heap stands for, if any.
+    pub timer_at: Option<Duration>,
+    /// Whether the session is already on the hub's list of sessions to service.
+    pub dirty: bool,
+    /// The datagram endpoint (engine plus keys).
+    pub endpoint: Endpoint,
+    out: mpsc::Sender<ServerMessage>,
+    kill: Arc<KillSwitch>,
+    udp_addr: Option<SocketAddr>,
+    udp_confirmed: bool,
+    preferred: Transport,
+    streams: StreamMap,
+    /// Private messages pushed over UDP to their recipient, by (stream, seq): the engine's acknowledgement of one
+    /// is the delivery receipt. Bounded by the send window plus the backlog.
+    awaiting_ack: HashMap<(u32, u64), MessageId>,
+    backlog: VecDeque<Queued>,
+}
+
+/// What a new session starts from.
+#[derive(Debug)]
+pub struct NewSession {
+    /// See [`Session::serial`].
+    pub serial: u64,
+    /// The user's id.
+    pub user_id: UserId,
+    /// The user's name.
+    pub user: Username,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The control queue.
+    pub out: mpsc::Sender<ServerMessage>,
+    /// The connection's kill switch.
+    pub kill: Arc<KillSwitch>,
+    /// The endpoint made from the session grant.
+    pub endpoint: Endpoint,
+    /// Flood-control shape.
+    pub flood: BucketShape,
+}
+
+impl Session {
+    /// A session on TCP, waiting for its first datagram.
+    pub fn new(new: NewSession, now: Instant) -> Self {
+        Self {
+            serial: new.serial,
+            user_id: new.user_id,
+            user: new.user,
+            peer: new.peer,
+            flood: TokenBucket::new(new.flood, now),
+            timer_at: None,
+            dirty: false,
+            endpoint: new.endpoint,
+            out: new.out,
+            kill: new.kill,
+            udp_addr: None,
+            udp_confirmed: false,
+            preferred: Transport::Udp,
+            streams: StreamMap::new(),
+            awaiting_ack: HashMap::new(),
+            backlog: VecDeque::new(),
+        }
+    }
+
+    /// The transport this session's pushes take now.
+    pub fn push_transport(&self) -> Transport {
+        if self.preferred == Transport::Udp && self.udp_confirmed && self.udp_addr.is_some() {
+            Transport::Udp
+        } else {
+            Transport::Tcp
+        }
+    }
+
+    /// The address datagrams go to, once one has authenticated.
+    pub fn udp_addr(&self) -> Option<SocketAddr> {
+        self.udp_addr
+    }
+
+    /// Records the source of a datagram that authenticated. Returns the previous address when it changed.
+    pub fn on_authenticated_datagram(&mut self, from: SocketAddr) -> Option<Option<SocketAddr>> {
+        self.udp_confirmed = true;
+        if self.udp_addr == Some(from) {
+            return None;
+        }
+        Some(self.udp_addr.replace(from))
+    }
+
+    /// The client's `UseTransport`. Switching to UDP waits for a fresh authenticated datagram, because the address
+    /// last seen may be stale (the client switched away from UDP for a reason).
+    pub fn use_transport(&mut self, transport: Transport) {
+        self.preferred = transport;
+        if transport == Transport::Udp {
+            self.udp_confirmed = false;
+        }
+    }
+
+    /// Queues a control message; [`TooSlow`] when the queue is full. A closed queue (the connection just ended) is
+    /// not an error: its `Disconnected` is on the way.
+    pub fn control(&mut self, message: ServerMessage) -> Result<(), TooSlow> {
+        match self.out.try_send(message) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(TooSlow),
+        }
+    }
+
+    /// Fires the kill switch: the connection closes at once.
+    pub fn kill(&mut self, reason: CloseReason) {
+        self.kill.fire(reason);
+    }
+
+    /// Sends `payload` as a reliable datagram message in `conversation`'s stream, or parks it in the backlog while
+    /// the send window is full.
+    fn datagram(
+        &mut self,
+        conversation: &Target,
+        bytes: Vec<u8>,
+        receipt_for: Option<MessageId>,
+        now: Duration,
+    ) -> Result<(), TooSlow> {
+        let stream = self.streams.stream_for(conversation);
+        if !self.backlog.is_empty() || !self.endpoint.engine().can_send() {
+            if self.backlog.len() >= UDP_BACKLOG_DEPTH {
+                return Err(TooSlow);
+            }
+            self.backlog.push_back(Queued { stream, bytes, receipt_for });
+            return Ok(());
+        }
+        self.send_now(Queued { stream, bytes, receipt_for }, now)
+    }
+
+    fn send_now(&mut self, queued: Queued, now: Duration) -> Result<(), TooSlow> {
+        match self.endpoint.send(queued.stream, queued.bytes, now) {
+            Ok(seq) => {
+                if let Some(id) = queued.receipt_for {
+                    self.awaiting_ack.insert((queued.stream, seq), id);
+                }
+                Ok(())
+            }
+            Err(SendError::WindowFull { .. }) => Err(TooSlow),
+            Err(error @ SendError::TooLarge { .. }) => {
+                // Cannot happen with the protocol's text limit; refuse loudly rather than loop.
+                tracing::error!(%error, user = %self.user, "datagram message too large; dropped");
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves parked messages into the send window as acknowledgements make room.
+    pub fn fill_window(&mut self, now: Duration) {
+        while self.endpoint.engine().can_send() {
+            let Some(queued) = self.backlog.pop_front() else { break };
+            if self.send_now(queued, now).is_err() {
+                break;
+            }
+        }
+    }
+
+    /// The message id whose delivery the acknowledgement of `(stream, seq)` confirms, if it was one.
+    pub fn take_acked(&mut self, stream: u32, seq: u64) -> Option<MessageId> {
+        self.awaiting_ack.remove(&(stream, seq))
+    }
+
+    /// Pushes someone's chat message to this session. `udp_bytes` is the encoded `ChatPayload::Message`, shared by
+    /// every recipient; `None` if it could not be encoded (then TCP is used).
+    pub fn deliver_message(
+        &mut self,
+        message: &ChatMessage,
+        udp_bytes: Option<&[u8]>,
+        now: Duration,
+    ) -> Result<(), TooSlow> {
+        match (self.push_transport(), udp_bytes) {
+            (Transport::Udp, Some(bytes)) => {
+                // Only the recipient's own acknowledgement makes a private message "delivered".
+                let receipt_for = (message.to == Target::User(self.user.clone())).then_some(message.id);
+                let conversation = message.conversation(&self.user);
+                self.datagram(&conversation, bytes.to_vec(), receipt_for, now)
+            }
+            _ => self.control(ServerMessage::Chat(message.clone())),
+        }
+    }
+
+    /// Tells this session that message `id` reached `to`.
+    pub fn deliver_receipt(&mut self, id: MessageId, to: &Username, now: Duration) -> Result<(), TooSlow> {
+        match self.push_transport() {
+            Transport::Udp => match (ChatPayload::Receipt { id, to: to.clone() }).encode() {
+                Ok(bytes) => self.datagram(&Target::User(to.clone()), bytes, None, now),
+                Err(error) => {
+                    tracing::error!(%error, "could not encode a receipt");
+                    Ok(())
+                }
+            },
+            Transport::Tcp => self.control(ServerMessage::Receipt { id, to: to.clone() }),
+        }
+    }
+
+    /// Answers the client's chat message: stored under `id`.
+    pub fn answer_accepted(
+        &mut self,
+        origin: Transport,
+        client_msg_id: u64,
+        message: &ChatMessage,
+        now: Duration,
+    ) -> Result<(), TooSlow> {
+        let (id, sent_at_ms) = (message.id, message.sent_at_ms);
+        match origin {
+            Transport::Udp => match (ChatPayload::Accepted { client_msg_id, id, sent_at_ms }).encode() {
+                Ok(bytes) => self.datagram(&message.to, bytes, None, now),
+                Err(error) => {
+                    tracing::error!(%error, "could not encode an acceptance");
+                    Ok(())
+                }
+            },
+            Transport::Tcp => self.control(ServerMessage::ChatAccepted { client_msg_id, id, sent_at_ms }),
+        }
+    }
+
+    /// Answers the client's chat message: refused.
+    pub fn answer_rejected(
+        &mut self,
+        origin: Transport,
+        client_msg_id: u64,
+        to: &Target,
+        refusal: &Refusal,
+        now: Duration,
+    ) -> Result<(), TooSlow> {
+        let (code, message) = (refusal.code, refusal.message.clone());
+        match origin {
+            Transport::Udp => match (ChatPayload::Rejected { client_msg_id, code, message }).encode() {
+                Ok(bytes) => self.datagram(to, bytes, None, now),
+                Err(error) => {
+                    tracing::error!(%error, "could not encode a rejection");
+                    Ok(())
+                }
+            },
+            Transport::Tcp => self.control(ServerMessage::ChatRejected { client_msg_id, code, message }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatlab_proto::control::ErrorCode;
+    use chatlab_proto::datagram::Role;
+    use chatlab_proto::engine::{EngineConfig, Event};
+
+    const SECRET: [u8; 32] = [3; 32];
+
+    fn name(raw: &str) -> Username {
+        Username::parse(raw).unwrap()
+    }
+
+    fn session(window: usize, depth: usize) -> (Session, mpsc::Receiver<ServerMessage>, Arc<KillSwitch>) {
+        let (out, rx) = mpsc::channel(depth);
+        let kill = Arc::new(KillSwitch::default());
+        let kill_rx = Arc::clone(&kill);
+        let config = EngineConfig { send_window: window, ..EngineConfig::default() };
+        let endpoint = Endpoint::new(&SECRET, 9, Role::Server, config, Duration::ZERO).unwrap();
+        let new = NewSession {
+            serial: 1,
+            user_id: 2,
+            user: name("bob"),
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            out,
+            kill,
+            endpoint,
+            flood: BucketShape { capacity: 1.0, refill_per_sec: 1.0 },
+        };
+        (Session::new(new, Instant::now()), rx, kill_rx)
+    }
+
+    fn msg(id: u64, from: &str, to: Target) -> ChatMessage {
+        ChatMessage { id, from: name(from), to, text: "hi".into(), sent_at_ms: 5 }
+    }
+
+    #[test]
+    fn transport_follows_authenticated_datagrams_and_the_clients_choice() {
+        let (mut s, _rx, _kill) = session(8, 8);
+        assert_eq!(s.push_transport(), Transport::Tcp);
+        let a = SocketAddr::from(([127, 0, 0, 1], 1000));
+        let b = SocketAddr::from(([127, 0, 0, 1], 2000));
+        assert_eq!(s.on_authenticated_datagram(a), Some(None));
+        assert_eq!(s.on_authenticated_datagram(a), None);
+        assert_eq!(s.push_transport(), Transport::Udp);
+        s.use_transport(Transport::Tcp);
+        assert_eq!(s.push_transport(), Transport::Tcp);
+        s.use_transport(Transport::Udp);
+        assert_eq!(s.push_transport(), Transport::Tcp, "waits for a fresh datagram");
+        assert_eq!(s.on_authenticated_datagram(b), Some(Some(a)));
+        assert_eq!((s.push_transport(), s.udp_addr()), (Transport::Udp, Some(b)));
+    }
+
+    #[test]
+    fn tcp_pushes_go_to_the_control_queue_until_it_is_full() {
+        let (mut s, mut rx, _kill) = session(8, 2);
+        let m = msg(1, "ann", Target::World);
+        assert_eq!(s.deliver_message(&m, None, Duration::ZERO), Ok(()));
+        assert_eq!(s.deliver_receipt(1, &name("ann"), Duration::ZERO), Ok(()));
+        assert_eq!(s.deliver_message(&m, None, Duration::ZERO), Err(TooSlow));
+        assert_eq!(rx.try_recv().unwrap(), ServerMessage::Chat(m));
+        assert_eq!(rx.try_recv().unwrap(), ServerMessage::Receipt { id: 1, to: name("ann") });
+        drop(rx);
+        assert_eq!(s.control(ServerMessage::LoggedOut), Ok(()), "a closed queue is not the client's fault");
+    }
+
+    #[test]
+    fn answers_use_the_origin_transport() {
+        let (mut s, mut rx, _kill) = session(8, 8);
+        let m = msg(4, "bob", Target::World);
+        s.answer_accepted(Transport::Tcp, 7, &m, Duration::ZERO).unwrap();
+        let refusal = Refusal::new(ErrorCode::FloodLimited, "slow down");
+        s.answer_rejected(Transport::Tcp, 8, &Target::World, &refusal, Duration::ZERO).unwrap();
+        assert_eq!(rx.try_recv().unwrap(), ServerMessage::ChatAccepted { client_msg_id: 7, id: 4, sent_at_ms: 5 });
+        assert!(matches!(rx.try_recv().unwrap(), ServerMessage::ChatRejected { client_msg_id: 8, .. }));
+        // Over UDP the answers enter the engine even while pushes still go over TCP.
+        s.answer_accepted(Transport::Udp, 9, &m, Duration::ZERO).unwrap();
+        s.answer_rejected(Transport::Udp, 10, &Target::World, &refusal, Duration::ZERO).unwrap();
+        assert_eq!(s.endpoint.engine().in_flight(), 2);
+        assert!(rx.try_recv().is_err());
+    }
+
+    /// Drives a client endpoint against the session's endpoint until both are quiet.
+    fn exchange(s: &mut Session, client: &mut Endpoint, now: Duration) -> Vec<ChatPayload> {
+        let mut wire = Vec::new();
+        let mut delivered = Vec::new();
+        for _ in 0..50 {
+            let mut moved = false;
+            while s.endpoint.poll_datagram(now, &mut wire).unwrap() {
+                client.handle_datagram(&wire, now).unwrap();
+                moved = true;
+            }
+            while client.poll_datagram(now, &mut wire).unwrap() {
+                s.endpoint.handle_datagram(&wire, now).unwrap();
+                moved = true;
+            }
+            while let Some(event) = client.poll_event() {
+                if let Event::Delivered(d) = event {
+                    delivered.push(ChatPayload::decode(&d.data).unwrap());
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        delivered
+    }
+
+    #[test]
+    fn udp_pushes_wait_in_the_backlog_and_private_ones_await_receipts() {
+        let (mut s, _rx, _kill) = session(1, 8);
+        s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
+        let t = Duration::ZERO;
+        let private = msg(11, "ann", Target::User(name("bob")));
+        let bytes = ChatPayload::Message(private.clone()).encode().unwrap();
+        s.deliver_message(&private, Some(&bytes), t).unwrap();
+        let world = msg(12, "ann", Target::World);
+        let world_bytes = ChatPayload::Message(world.clone()).encode().unwrap();
+        s.deliver_message(&world, Some(&world_bytes), t).unwrap();
+        assert_eq!(s.backlog.len(), 1, "window of one: the second message waits");
+        assert_eq!(s.awaiting_ack.len(), 1);
+
+        let mut client = Endpoint::new(&SECRET, 9, Role::Client, EngineConfig::default(), t).unwrap();
+        let first = exchange(&mut s, &mut client, t);
+        assert_eq!(first, vec![ChatPayload::Message(private)]);
+        let mut acked = Vec::new();
+        while let Some(event) = s.endpoint.poll_event() {
+            if let Event::Acked(a) = event {
+                acked.push(s.take_acked(a.stream, a.seq));
+            }
+        }
+        assert_eq!(acked, vec![Some(11)]);
+        s.fill_window(t);
+        assert!(s.backlog.is_empty());
+        assert_eq!(exchange(&mut s, &mut client, t), vec![ChatPayload::Message(world)]);
+    }
+
+    #[test]
+    fn a_full_backlog_means_too_slow() {
+        let (mut s, _rx, _kill) = session(1, 8);
+        s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
+        let m = msg(1, "ann", Target::World);
+        let bytes = ChatPayload::Message(m.clone()).encode().unwrap();
+        for _ in 0..=UDP_BACKLOG_DEPTH {
+            s.deliver_message(&m, Some(&bytes), Duration::ZERO).unwrap();
+        }
+        assert_eq!(s.deliver_message(&m, Some(&bytes), Duration::ZERO), Err(TooSlow));
+    }
+
+    #[tokio::test]
+    async fn kill_fires_the_first_reason() {
+        let (mut s, _rx, kill) = session(1, 1);
+        s.kill(CloseReason::TooSlow);
+        s.kill(CloseReason::UdpIdle);
+        assert_eq!(kill.fired().await, CloseReason::TooSlow);
+    }
+}
