@@ -1,0 +1,267 @@
+//! Messages from the server, over TCP or UDP, matched to what is waiting for them.
+//!
+//! The two transports carry the same chat vocabulary (see `chat::payload` in the proto crate), so a message pushed
+//! over UDP and one pushed over TCP end up in the same place: [`Actor::deliver`], which de-duplicates by id and
+//! moves the sync cursor. One difference is visible here: over TCP the client reports arrival with `Received` so the
+//! server can send the sender a receipt; over UDP the engine's acknowledgement already says so.
+
+use chatlab_proto::chat::{ChatMessage, ChatPayload};
+use chatlab_proto::control::{ClientMessage, ErrorCode, KeyMaterial, ServerMessage, Transport};
+use chatlab_proto::limits::MAX_TEXT_BYTES;
+
+use super::pending::{AccountOp, Request, SyncOrigin};
+use super::{Actor, Link};
+use crate::channel::{self, Inbound};
+use crate::error::{ClientError, ErrorCategory};
+use crate::event::{Accepted, ClientEvent, HistoryPage, MessageSource, SessionInfo};
+use crate::udp::UdpReport;
+
+/// What a session grant carries, unpacked.
+struct Grant {
+    user: chatlab_proto::chat::Username,
+    connection_id: u64,
+    key_material: KeyMaterial,
+    udp_port: u16,
+    max_text_bytes: u32,
+}
+
+impl Actor {
+    /// A frame or the end of the TCP connection.
+    pub(super) async fn on_inbound(&mut self, inbound: Inbound) {
+        let frame = match inbound {
+            Inbound::Frame(frame) => frame,
+            Inbound::Closed(reason) => return self.lose_link(reason).await,
+        };
+        let Link::Up(conn) = &mut self.link else { return };
+        conn.last_heard = tokio::time::Instant::now();
+        match channel::open(&mut conn.noise, &frame) {
+            Ok(message) => self.on_server(message).await,
+            // A frame that does not decrypt means the stream is out of step (or tampered with): it cannot recover.
+            Err(err) => self.lose_link(err.to_string()).await,
+        }
+    }
+
+    /// One control message.
+    async fn on_server(&mut self, message: ServerMessage) {
+        match message {
+            ServerMessage::Registered { username } => match self.pending.account.take() {
+                Some((AccountOp::Register { reply }, _)) => drop(reply.send(Ok(username))),
+                other => self.pending.account = other,
+            },
+            ServerMessage::SessionGrant { user, connection_id, key_material, udp_port, max_text_bytes } => {
+                self.on_grant(Grant { user, connection_id, key_material, udp_port, max_text_bytes }).await
+            }
+            ServerMessage::Error { req: Some(req), code, message } => self.on_request_error(req, code, message).await,
+            ServerMessage::Error { req: None, code, message } => self.on_account_error(code, message).await,
+            ServerMessage::ChatRejected { client_msg_id, code, message } => self.reject(client_msg_id, code, message),
+            ServerMessage::ChatAccepted { client_msg_id, id, sent_at_ms } => {
+                self.accept(client_msg_id, id, sent_at_ms, Transport::Tcp).await
+            }
+            ServerMessage::Users { req, users, more } => self.on_users(req, users, more),
+            ServerMessage::Presence { user, online } => self.emit(ClientEvent::Presence { user, online }).await,
+            ServerMessage::HistoryPage { req, messages, more } => self.on_page(req, messages, more).await,
+            ServerMessage::Chat(message) => {
+                let id = message.id;
+                self.deliver(message, MessageSource::Live).await;
+                let _ = self.send_control(&ClientMessage::Received { ids: vec![id] }).await;
+            }
+            ServerMessage::Receipt { id, to } => self.emit(ClientEvent::Receipt { id, to }).await,
+            ServerMessage::LoggedOut => self.on_logged_out(),
+            // Any frame already counted as a sign of life; a stray Welcome changes nothing.
+            ServerMessage::Pong { .. } | ServerMessage::Welcome { .. } => {}
+        }
+    }
+
+    /// A report from the UDP task.
+    pub(super) async fn on_udp(&mut self, report: UdpReport) {
+        match report {
+            UdpReport::Confirmed => self.udp_confirmed().await,
+            UdpReport::PeerIdle => self.udp_silent().await,
+            UdpReport::Payload(ChatPayload::Accepted { client_msg_id, id, sent_at_ms }) => {
+                self.accept(client_msg_id, id, sent_at_ms, Transport::Udp).await
+            }
+            UdpReport::Payload(ChatPayload::Rejected { client_msg_id, code, message }) => {
+                self.reject(client_msg_id, code, message)
+            }
+            UdpReport::Payload(ChatPayload::Message(message)) => {
+                self.deliver(message, MessageSource::Live).await;
+            }
+            UdpReport::Payload(ChatPayload::Receipt { id, to }) => self.emit(ClientEvent::Receipt { id, to }).await,
+            UdpReport::Payload(ChatPayload::Send { .. }) => {
+                tracing::warn!("the server sent a client-side chat payload over UDP; ignored")
+            }
+            UdpReport::Undecodable(reason) => tracing::warn!("undecodable chat payload over UDP: {reason}"),
+            UdpReport::SendFailed { client_msg_id, error } => {
+                if let Some(send) = self.pending.sends.remove(&client_msg_id) {
+                    let err = match error {
+                        chatlab_proto::engine::SendError::WindowFull { in_flight } => ClientError::Busy { in_flight },
+                        chatlab_proto::engine::SendError::TooLarge { len, max } => {
+                            ClientError::TextTooLong { len, max }
+                        }
+                    };
+                    let _ = send.reply.send(Err(err));
+                }
+            }
+        }
+    }
+
+    /// Reports a message once, and moves the sync cursor past it. True if it was new.
+    pub(super) async fn deliver(&mut self, message: ChatMessage, source: MessageSource) -> bool {
+        self.last_id = self.last_id.max(message.id);
+        if !self.recent.insert(message.id) {
+            return false;
+        }
+        self.emit(ClientEvent::Message { message, source }).await;
+        true
+    }
+
+    async fn accept(&mut self, client_msg_id: u64, id: u64, sent_at_ms: i64, transport: Transport) {
+        let Some(send) = self.pending.sends.remove(&client_msg_id) else {
+            tracing::debug!("acceptance of message {client_msg_id}, which nobody waits for any more");
+            return;
+        };
+        self.last_id = self.last_id.max(id);
+        // The sender's own message may come back in a later sync; it is not news.
+        self.recent.insert(id);
+        let accepted = Accepted { client_msg_id, id, sent_at_ms, to: send.to, transport };
+        self.emit(ClientEvent::Accepted(accepted.clone())).await;
+        let _ = send.reply.send(Ok(accepted));
+    }
+
+    fn reject(&mut self, client_msg_id: u64, code: ErrorCode, message: String) {
+        let Some(send) = self.pending.sends.remove(&client_msg_id) else { return };
+        let max = self.session.as_ref().map_or(MAX_TEXT_BYTES, |session| session.max_text_bytes);
+        let _ = send.reply.send(Err(ClientError::from_chat_rejection(code, message, send.text.len(), max)));
+    }
+
+    fn on_users(&mut self, req: u32, mut page: Vec<chatlab_proto::chat::Username>, more: bool) {
+        let Some((Request::Users { reply, mut users }, deadline)) = self.pending.requests.remove(&req) else { return };
+        users.append(&mut page);
+        if more {
+            self.pending.requests.insert(req, (Request::Users { reply, users }, deadline));
+        } else {
+            let _ = reply.send(Ok(users));
+        }
+    }
+
+    async fn on_page(&mut self, req: u32, messages: Vec<ChatMessage>, more: bool) {
+        match self.pending.requests.remove(&req) {
+            Some((Request::History { reply }, _)) => drop(reply.send(Ok(HistoryPage { messages, more }))),
+            Some((Request::Sync { origin, mut count }, _)) => {
+                // The next page starts after this page's last message, not after the newest id seen: a live push
+                // with a larger id may have arrived meanwhile, and the messages between must still come.
+                let cursor = messages.iter().map(|message| message.id).max();
+                for message in messages {
+                    if self.deliver(message, MessageSource::Sync).await {
+                        count = count.saturating_add(1);
+                    }
+                }
+                match cursor {
+                    Some(after_id) if more => self.request_sync_page(origin, count, after_id).await,
+                    _ => {
+                        self.emit(ClientEvent::Synced { messages: count }).await;
+                        if let SyncOrigin::User(reply) = origin {
+                            let _ = reply.send(Ok(count));
+                        }
+                    }
+                }
+            }
+            Some(other) => {
+                tracing::warn!("a history page answered request {req}, which asked for something else");
+                self.pending.requests.insert(req, other);
+            }
+            None => tracing::debug!("a history page for request {req}, which nobody waits for any more"),
+        }
+    }
+
+    async fn on_request_error(&mut self, req: u32, code: ErrorCode, message: String) {
+        let err = ClientError::from_server(code, message);
+        match self.pending.requests.remove(&req) {
+            Some((Request::History { reply }, _)) => drop(reply.send(Err(err))),
+            Some((Request::Users { reply, .. }, _)) => drop(reply.send(Err(err))),
+            Some((Request::Sync { origin: SyncOrigin::User(reply), .. }, _)) => drop(reply.send(Err(err))),
+            Some((Request::Sync { .. }, _)) | None => self.emit(ClientEvent::Error(err)).await,
+        }
+    }
+
+    /// An error without a request number: the answer to the account operation in flight, if there is one.
+    async fn on_account_error(&mut self, code: ErrorCode, message: String) {
+        let err = ClientError::from_server(code, message);
+        match self.pending.account.take() {
+            Some((AccountOp::Register { reply }, _)) => drop(reply.send(Err(err))),
+            Some((AccountOp::Login { reply: Some(reply), .. }, _)) => drop(reply.send(Err(err))),
+            Some((AccountOp::Logout { reply }, _)) => drop(reply.send(Err(err))),
+            Some((AccountOp::Login { reply: None, .. }, _)) => self.relogin_failed(err).await,
+            None => self.emit(ClientEvent::Error(err)).await,
+        }
+    }
+
+    /// The automatic login after a reconnect was refused. Passing trouble (too many attempts, a server starting or
+    /// stopping) is retried with back-off; a refusal of the credentials themselves is final and said once.
+    async fn relogin_failed(&mut self, err: ClientError) {
+        let passing = matches!(
+            err.server_code(),
+            Some(ErrorCode::LoginRateLimited | ErrorCode::Internal | ErrorCode::ServerShuttingDown)
+        ) || err.category() == ErrorCategory::Connection;
+        if passing {
+            self.lose_link(format!("logging in again failed: {err}")).await;
+        } else {
+            self.credentials = None;
+            self.emit(ClientEvent::Error(err)).await;
+        }
+    }
+
+    async fn on_grant(&mut self, grant: Grant) {
+        let (reply, credentials) = match self.pending.account.take() {
+            Some((AccountOp::Login { reply, credentials }, _)) => (reply, credentials),
+            other => {
+                self.pending.account = other;
+                tracing::warn!("a session grant nobody asked for; ignored");
+                return;
+            }
+        };
+        let Link::Up(conn) = &self.link else { return };
+        let udp_server = std::net::SocketAddr::new(conn.peer.ip(), grant.udp_port);
+        let relogin = reply.is_none();
+        let max_text_bytes = usize::try_from(grant.max_text_bytes).unwrap_or(MAX_TEXT_BYTES).min(MAX_TEXT_BYTES);
+        self.credentials = Some(credentials);
+        // Stream numbers belong to one engine; a new session starts a new engine.
+        self.streams = chatlab_proto::chat::StreamMap::new();
+        self.session = Some(super::Session {
+            max_text_bytes,
+            transport: self.preference,
+            key_material: *grant.key_material.expose(),
+            connection_id: grant.connection_id,
+            udp_server,
+            udp: None,
+            probe: None,
+        });
+        if relogin {
+            self.backoff.reset();
+            self.emit(ClientEvent::Reconnected).await;
+        }
+        self.begin_transport().await;
+        let transport = self.session.as_ref().map_or(Transport::Tcp, |session| session.transport);
+        if let Some(reply) = reply {
+            let _ = reply.send(Ok(SessionInfo { user: grant.user, max_text_bytes, transport }));
+        }
+        if relogin && (self.last_id > 0 || self.config.sync_on_login) {
+            self.start_sync(SyncOrigin::Reconnect).await;
+        } else if !relogin && self.config.sync_on_login {
+            self.start_sync(SyncOrigin::Login).await;
+        }
+    }
+
+    fn on_logged_out(&mut self) {
+        self.session = None;
+        self.credentials = None;
+        let pending_sends = std::mem::take(&mut self.pending.sends);
+        for (_, send) in pending_sends {
+            let _ = send.reply.send(Err(ClientError::NotLoggedIn));
+        }
+        match self.pending.account.take() {
+            Some((AccountOp::Logout { reply }, _)) => drop(reply.send(Ok(()))),
+            other => self.pending.account = other,
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! The client core: one task that owns the connection and every piece of session state.
+//!
+//! # Why one task
+//!
+//! A chat client has many things going on at once: requests from the user, frames from the server, datagrams and
+//! their timers, a heartbeat, reconnection. Sharing that state between threads behind locks is how the original
+//! Python client ended up with unsynchronised threads and a frozen window. Here a single task, the *actor*, owns it
+//! all and reacts to one input at a time:
+//!
+//! ```text
+//!   ClientHandle ── Command ──────────▶ ┌────────┐ ── ClientEvent ──▶ the face (CLI, desktop)
+//!   reader task  ── frame ciphertext ─▶ │ Actor  │ ── frames ───────▶ TCP (ControlWriter)
+//!   UDP task     ── UdpReport ────────▶ │        │ ── UdpCommand ───▶ UDP task
+//!   reconnector  ── Established ──────▶ └────────┘
+//!                       ticker (deadlines, probe, heartbeat, back-off)
+//! ```
+//!
+//! Each input arrives on a channel tagged with the *generation* of the connection it belongs to, so a frame or a
+//! datagram from a connection that has already been replaced is recognised and ignored.
+//!
+//! # Where things are
+//!
+//! | file | concept |
+//! |---|---|
+//! | `mod.rs` | the actor's state and its event loop |
+//! | `pending.rs` | requests waiting for answers, with deadlines |
+//! | `requests.rs` | commands from the handle |
+//! | `inbound.rs` | messages from the server, on either transport |
+//! | `transport.rs` | the UDP probe, the fall-back to TCP, switching transports |
+//! | `link.rs` | losing the connection, back-off, reconnecting and logging in again |
+
+mod inbound;
+mod link;
+mod pending;
+mod requests;
+mod transport;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use chatlab_proto::chat::{StreamMap, Target, Username};
+use chatlab_proto::control::{ClientMessage, Password, Transport};
+use chatlab_proto::noise::Transport as NoiseTransport;
+
+use crate::backoff::Backoff;
+use crate::channel::{self, ControlWriter, Established, Inbound};
+use crate::config::ClientConfig;
+use crate::error::ClientError;
+use crate::event::{Accepted, ClientEvent, HistoryPage, SessionInfo};
+use crate::recent_ids::RecentIds;
+use crate::stats::ClientStats;
+use crate::udp::{UdpLink, UdpReport};
+
+use pending::Pending;
+
+/// How often the actor checks its deadlines (request timeouts, the UDP probe, the heartbeat, reconnection). 50 ms
+/// is far below every timeout it serves (the shortest is the probe's 3 s) and costs nothing measurable.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Interval between pings while the UDP probe waits for an answer. The engine does not retransmit a bare ping, so
+/// one lost ping must not decide the probe: six tries in the 3 s probe ride out heavy loss.
+const PROBE_PING_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Capacity of the internal channels from the reader task, the UDP task and the reconnector.
+const INTERNAL_QUEUE: usize = 256;
+
+/// A reply channel for one request.
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
+
+/// What a [`ClientHandle`](crate::ClientHandle) asks the core to do.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Register { username: String, password: Password, reply: Reply<Username> },
+    Login { username: String, password: Password, reply: Reply<SessionInfo> },
+    Send { to: Target, text: String, reply: Reply<Accepted> },
+    History { target: Target, before: Option<u64>, limit: u16, reply: Reply<HistoryPage> },
+    Sync { reply: Reply<usize> },
+    Users { reply: Reply<Vec<Username>> },
+    SetTransport { transport: Transport, reply: Reply<()> },
+    Logout { reply: Reply<()> },
+    Stats { reply: Reply<ClientStats> },
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// A live control connection.
+struct Conn {
+    writer: ControlWriter,
+    noise: NoiseTransport,
+    reader: JoinHandle<()>,
+    peer: SocketAddr,
+    /// When the server was last heard from (any frame).
+    last_heard: Instant,
+    /// When the outstanding heartbeat ping was sent, if one is.
+    heartbeat_sent: Option<Instant>,
+    next_heartbeat: Instant,
+    next_nonce: u64,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// The state of the control connection.
+enum Link {
+    Up(Box<Conn>),
+    /// Waiting until `at` before reconnection attempt `attempt`.
+    Waiting {
+        attempt: u32,
+        at: Instant,
+        reason: String,
+    },
+    /// Reconnection attempt `attempt` is running.
+    Connecting {
+        attempt: u32,
+        reason: String,
+    },
+    /// Given up (or reconnecting is switched off).
+    Down {
+        reason: String,
+    },
+}
+
+/// The UDP probe in progress: sends wait until it ends one way or the other.
+struct Probe {
+    started: Instant,
+    deadline: Instant,
+    next_ping: Instant,
+}
+
+/// A logged-in session.
+struct Session {
+    max_text_bytes: usize,
+    /// Where chat messages go now.
+    transport: Transport,
+    /// The grant's datagram parameters, kept to start UDP later (a switch back from TCP).
+    key_material: [u8; 32],
+    connection_id: u64,
+    udp_server: SocketAddr,
+    udp: Option<UdpLink>,
+    probe: Option<Probe>,
+}
+
+/// The remembered login, for logging in again after a reconnect. Kept in memory only.
+#[derive(Debug, Clone)]
+pub(super) struct Credentials {
+    username: String,
+    password: Password,
+}
+
+/// The actor. See the module docs.
+pub(crate) struct Actor {
+    config: ClientConfig,
+    events: mpsc::Sender<ClientEvent>,
+    commands: mpsc::Receiver<Command>,
+    inbound_tx: mpsc::Sender<(u64, Inbound)>,
+    inbound_rx: mpsc::Receiver<(u64, Inbound)>,
+    udp_tx: mpsc::Sender<(u64, UdpReport)>,
+    udp_rx: mpsc::Receiver<(u64, UdpReport)>,
+    reconnect_tx: mpsc::Sender<(u32, Result<Established, ClientError>)>,
+    reconnect_rx: mpsc::Receiver<(u32, Result<Established, ClientError>)>,
+    /// Generation of the current TCP connection.
+    generation: u64,
+    /// Generation of the current UDP task.
+    udp_generation: u64,
+    link: Link,
+    session: Option<Session>,
+    credentials: Option<Credentials>,
+    pending: Pending,
+    next_req: u32,
+    next_client_msg_id: u64,
+    /// Largest message id this client has, the cursor of the next sync.
+    last_id: u64,
+    recent: RecentIds,
+    streams: StreamMap,
+    preference: Transport,
+    backoff: Backoff,
+    next_stats: Option<Instant>,
+}
+
+impl Actor {
+    /// Starts the actor on an established connection.
+    pub(crate) fn spawn(
+        config: ClientConfig,
+        established: Established,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<ClientEvent>,
+    ) -> JoinHandle<()> {
+        let (inbound_tx, inbound_rx) = mpsc::channel(channel::INBOUND_QUEUE_FRAMES);
+        let (udp_tx, udp_rx) = mpsc::channel(INTERNAL_QUEUE);
+        let (reconnect_tx, reconnect_rx) = mpsc::channel(1);
+        let now = Instant::now();
+        let mut actor = Actor {
+            preference: config.transport,
+            backoff: Backoff::new(config.reconnect_backoff_min, config.reconnect_backoff_max),
+            next_stats: config.stats_interval.map(|interval| now + interval),
+            config,
+            events,
+            commands,
+            inbound_tx,
+            inbound_rx,
+            udp_tx,
+            udp_rx,
+            reconnect_tx,
+            reconnect_rx,
+            generation: 0,
+            udp_generation: 0,
+            link: Link::Down { reason: String::new() },
+            session: None,
+            credentials: None,
+            pending: Pending::default(),
+            next_req: 1,
+            // Random start: the server may recognise a resend by its client_msg_id, so two runs of the CLI must not
+            // reuse each other's numbers. The top bit stays clear so the counter never wraps in practice.
+            next_client_msg_id: rand::random::<u64>() >> 1,
+            last_id: 0,
+            recent: RecentIds::default(),
+            streams: StreamMap::new(),
+        };
+        actor.install(established);
+        tokio::spawn(actor.run())
+    }
+
+    /// The event loop: one input at a time until every handle is gone or a shutdown is asked for.
+    async fn run(mut self) {
+        let mut ticker = tokio::time::interval(TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Shutdown { reply }) => {
+                        self.shut_down().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(command) => self.on_command(command).await,
+                    None => {
+                        self.shut_down().await;
+                        return;
+                    }
+                },
+                Some((generation, inbound)) = self.inbound_rx.recv() => {
+                    if generation == self.generation {
+                        self.on_inbound(inbound).await;
+                    }
+                }
+                Some((generation, report)) = self.udp_rx.recv() => {
+                    if generation == self.udp_generation {
+                        self.on_udp(report).await;
+                    }
+                }
+                Some((attempt, result)) = self.reconnect_rx.recv() => self.on_reconnect_result(attempt, result).await,
+                _ = ticker.tick() => self.on_tick().await,
+            }
+        }
+    }
+
+    /// Takes an established connection into use: a new generation, a reader task, fresh heartbeat timers.
+    fn install(&mut self, established: Established) {
+        self.generation = self.generation.wrapping_add(1);
+        let reader = channel::spawn_reader(
+            established.reader,
+            established.decoder,
+            Arc::clone(&established.counters),
+            self.generation,
+            self.inbound_tx.clone(),
+        );
+        let now = Instant::now();
+        self.link = Link::Up(Box::new(Conn {
+            writer: established.writer,
+            noise: established.noise,
+            reader,
+            peer: established.peer,
+            last_heard: now,
+            heartbeat_sent: None,
+            next_heartbeat: now + self.config.heartbeat_interval,
+            next_nonce: 1,
+        }));
+    }
+
+    /// Everything time-driven.
+    async fn on_tick(&mut self) {
+        let now = Instant::now();
+        for expired in self.pending.take_expired(now) {
+            let what = expired.what().to_string();
+            expired.fail(ClientError::Timeout { what, after: self.config.request_timeout });
+        }
+        self.tick_probe(now).await;
+        self.tick_link(now).await;
+        if let Some(at) = self.next_stats.filter(|at| *at <= now) {
+            self.next_stats = self.config.stats_interval.map(|interval| at.max(now) + interval);
+            self.emit_stats();
+        }
+    }
+
+    /// Sends one control message on the live connection; a failure drops the connection.
+    async fn send_control(&mut self, message: &ClientMessage) -> Result<(), ClientError> {
+        let Link::Up(conn) = &mut self.link else {
+            return Err(self.disconnected_error());
+        };
+        let conn = &mut **conn;
+        match conn.writer.send(&mut conn.noise, message).await {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                self.lose_link(err.to_string()).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// The error a request gets while the connection is not up.
+    fn disconnected_error(&self) -> ClientError {
+        let reason = match &self.link {
+            Link::Up(_) => "connected".to_string(),
+            Link::Waiting { attempt, reason, .. } | Link::Connecting { attempt, reason } => {
+                format!("{reason}; reconnecting (attempt {attempt})")
+            }
+            Link::Down { reason } => reason.clone(),
+        };
+        ClientError::Disconnected { reason }
+    }
+
+    /// Emits an event; a face that dropped its receiver simply stops hearing.
+    async fn emit(&self, event: ClientEvent) {
+        let _ = self.events.send(event).await;
+    }
+
+    /// A fresh request number.
+    fn req(&mut self) -> u32 {
+        let req = self.next_req;
+        self.next_req = self.next_req.wrapping_add(1).max(1);
+        req
+    }
+
+    /// Collects statistics from both transports and delivers them to `deliver`, without blocking the actor: the UDP
+    /// task answers on its own time.
+    fn collect_stats(&self, deliver: impl FnOnce(ClientStats) + Send + 'static) {
+        let tcp = match &self.link {
+            Link::Up(conn) => conn.writer.stats(),
+            _ => Default::default(),
+        };
+        let transport = self.session.as_ref().map(|session| session.transport);
+        let (reply, answer) = oneshot::channel();
+        let asked = self
+            .session
+            .as_ref()
+            .and_then(|session| session.udp.as_ref())
+            .is_some_and(|udp| udp.command(crate::udp::UdpCommand::Stats(reply)));
+        let timeout = self.config.request_timeout;
+        tokio::spawn(async move {
+            let (udp, udp_rtt_history) = match asked {
+                true => match tokio::time::timeout(timeout, answer).await {
+                    Ok(Ok((snapshot, history))) => (Some(snapshot), history),
+                    _ => (None, Vec::new()),
+                },
+                false => (None, Vec::new()),
+            };
+            deliver(ClientStats { transport, udp, udp_rtt_history, tcp });
+        });
+    }
+
+    /// Emits a [`ClientEvent::Stats`].
+    fn emit_stats(&self) {
+        let events = self.events.clone();
+        self.collect_stats(move |stats| {
+            // A full event queue skips one periodic snapshot rather than holding a task.
+            let _ = events.try_send(ClientEvent::Stats(Box::new(stats)));
+        });
+    }
+
+    /// Ends everything: logs out politely if possible, fails what is waiting.
+    async fn shut_down(&mut self) {
+        if self.session.is_some() && matches!(self.link, Link::Up(_)) {
+            let _ = self.send_control(&ClientMessage::Logout).await;
+        }
+        self.session = None;
+        self.pending.fail_all(|| ClientError::Closed);
+        self.link = Link::Down { reason: "the client shut down".to_string() };
+    }
+}

@@ -1,0 +1,263 @@
+//! Requests waiting for the server's answer, each with a deadline.
+//!
+//! The control channel lets several requests be in flight at once, so answers must be matched to questions. The
+//! protocol gives three ways, and each kind of pending request uses its own:
+//!
+//! - **`req` numbers** for history, sync pages and user lists: the answer (or its `Error`) echoes the number.
+//! - **`client_msg_id`** for chat messages, whose answer (`Accepted`/`ChatAccepted` or a rejection) names it, on
+//!   whichever transport the message travelled.
+//! - **one account operation at a time** (register, login, logout), whose answers carry no number: the client
+//!   never starts a second one before the first is answered, so an `Error` without `req` belongs to it.
+//!
+//! Every entry has a deadline; the actor's ticker takes expired ones out and fails them with a timeout, so no caller
+//! waits for ever on an answer that was lost with a connection or never sent by a confused server.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tokio::time::Instant;
+
+use chatlab_proto::chat::{Target, Username};
+use chatlab_proto::control::Transport;
+
+use super::{Credentials, Reply};
+use crate::error::ClientError;
+use crate::event::{Accepted, HistoryPage, SessionInfo};
+
+/// The account operation in flight.
+#[derive(Debug)]
+pub(super) enum AccountOp {
+    Register {
+        reply: Reply<Username>,
+    },
+    /// `reply` is `None` for the automatic login after a reconnect. The credentials are remembered once the login
+    /// succeeds.
+    Login {
+        reply: Option<Reply<SessionInfo>>,
+        credentials: Credentials,
+    },
+    Logout {
+        reply: Reply<()>,
+    },
+}
+
+/// Who started a history sync, and so who hears when it ends.
+#[derive(Debug)]
+pub(super) enum SyncOrigin {
+    /// Right after a login.
+    Login,
+    /// After a reconnect.
+    Reconnect,
+    /// [`ClientHandle::sync`](crate::ClientHandle::sync).
+    User(Reply<usize>),
+}
+
+/// A numbered request in flight.
+#[derive(Debug)]
+pub(super) enum Request {
+    History {
+        reply: Reply<HistoryPage>,
+    },
+    /// Pages of the user list gathered so far.
+    Users {
+        reply: Reply<Vec<Username>>,
+        users: Vec<Username>,
+    },
+    /// One page of a sync; `count` new messages so far.
+    Sync {
+        origin: SyncOrigin,
+        count: usize,
+    },
+}
+
+/// Where a chat message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SendState {
+    /// Held while the UDP probe decides the transport.
+    Held,
+    /// Sent on this transport.
+    Sent(Transport),
+}
+
+/// A chat message waiting for acceptance.
+#[derive(Debug)]
+pub(super) struct PendingSend {
+    pub reply: Reply<Accepted>,
+    pub to: Target,
+    /// The text in wire form, kept to send it after the probe or again over TCP after a UDP failure.
+    pub text: String,
+    pub state: SendState,
+    pub deadline: Instant,
+}
+
+/// Everything in flight.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    pub account: Option<(AccountOp, Instant)>,
+    pub requests: HashMap<u32, (Request, Instant)>,
+    /// Ordered by `client_msg_id`, which is the order they were sent in.
+    pub sends: BTreeMap<u64, PendingSend>,
+}
+
+/// A pending entry taken out to be failed.
+#[derive(Debug)]
+pub(super) enum Failed {
+    Account(AccountOp),
+    Request(Request),
+    Send(PendingSend),
+}
+
+impl Failed {
+    /// What was waited for, for the timeout's message.
+    pub(super) fn what(&self) -> &'static str {
+        match self {
+            Failed::Account(AccountOp::Register { .. }) => "registration",
+            Failed::Account(AccountOp::Login { .. }) => "login",
+            Failed::Account(AccountOp::Logout { .. }) => "logout",
+            Failed::Request(Request::History { .. }) => "history",
+            Failed::Request(Request::Users { .. }) => "user list",
+            Failed::Request(Request::Sync { .. }) => "history sync",
+            Failed::Send(_) => "acceptance of a chat message",
+        }
+    }
+
+    /// Tells whoever waits. Automatic operations (a re-login, a sync at login) have nobody waiting.
+    pub(super) fn fail(self, err: ClientError) {
+        match self {
+            Failed::Account(AccountOp::Register { reply }) => drop(reply.send(Err(err))),
+            Failed::Account(AccountOp::Login { reply: Some(reply), .. }) => drop(reply.send(Err(err))),
+            Failed::Account(AccountOp::Login { reply: None, .. }) => {}
+            Failed::Account(AccountOp::Logout { reply }) => drop(reply.send(Err(err))),
+            Failed::Request(Request::History { reply }) => drop(reply.send(Err(err))),
+            Failed::Request(Request::Users { reply, .. }) => drop(reply.send(Err(err))),
+            Failed::Request(Request::Sync { origin: SyncOrigin::User(reply), .. }) => drop(reply.send(Err(err))),
+            Failed::Request(Request::Sync { .. }) => {}
+            Failed::Send(send) => drop(send.reply.send(Err(err))),
+        }
+    }
+}
+
+impl Pending {
+    /// Takes out every entry whose deadline is not after `now`, and every chat message whose caller gave up.
+    pub(super) fn take_expired(&mut self, now: Instant) -> Vec<Failed> {
+        let mut expired = Vec::new();
+        if self.account.as_ref().is_some_and(|(_, deadline)| *deadline <= now) {
+            if let Some((op, _)) = self.account.take() {
+                expired.push(Failed::Account(op));
+            }
+        }
+        let late: Vec<u32> =
+            self.requests.iter().filter(|(_, (_, deadline))| *deadline <= now).map(|(req, _)| *req).collect();
+        for req in late {
+            if let Some((request, _)) = self.requests.remove(&req) {
+                expired.push(Failed::Request(request));
+            }
+        }
+        let late: Vec<u64> = self
+            .sends
+            .iter()
+            .filter(|(_, send)| send.deadline <= now || send.reply.is_closed())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            if let Some(send) = self.sends.remove(&id) {
+                expired.push(Failed::Send(send));
+            }
+        }
+        expired
+    }
+
+    /// Fails everything in flight with errors made by `err`.
+    pub(super) fn fail_all(&mut self, err: impl Fn() -> ClientError) {
+        if let Some((op, _)) = self.account.take() {
+            Failed::Account(op).fail(err());
+        }
+        for (_, (request, _)) in self.requests.drain() {
+            Failed::Request(request).fail(err());
+        }
+        while let Some((_, send)) = self.sends.pop_first() {
+            Failed::Send(send).fail(err());
+        }
+    }
+
+    /// The client_msg_ids of messages in `state`, oldest first.
+    pub(super) fn sends_in(&self, state: SendState) -> Vec<u64> {
+        self.sends.iter().filter(|(_, send)| send.state == state).map(|(id, _)| *id).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::sync::oneshot;
+
+    fn credentials() -> Credentials {
+        Credentials { username: "ann".into(), password: chatlab_proto::control::Password::new("pw") }
+    }
+
+    fn send(deadline: Instant) -> (PendingSend, oneshot::Receiver<Result<Accepted, ClientError>>) {
+        let (reply, rx) = oneshot::channel();
+        (PendingSend { reply, to: Target::World, text: "hi".into(), state: SendState::Held, deadline }, rx)
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_taken_and_fail_with_the_error() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(10);
+        let mut pending = Pending::default();
+        let (history, mut history_rx) = oneshot::channel();
+        pending.requests.insert(1, (Request::History { reply: history }, now));
+        let (users, mut users_rx) = oneshot::channel();
+        pending.requests.insert(2, (Request::Users { reply: users, users: Vec::new() }, later));
+        let (old, mut old_rx) = send(now);
+        let (young, mut young_rx) = send(later);
+        pending.sends.insert(7, old);
+        pending.sends.insert(8, young);
+        let (login, mut login_rx) = oneshot::channel();
+        pending.account = Some((AccountOp::Login { reply: Some(login), credentials: credentials() }, now));
+
+        let expired = pending.take_expired(now);
+        let mut names: Vec<_> = expired.iter().map(Failed::what).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["acceptance of a chat message", "history", "login"]);
+        for failed in expired {
+            failed.fail(ClientError::Timeout { what: "x".into(), after: Duration::from_secs(1) });
+        }
+        assert!(matches!(history_rx.try_recv(), Ok(Err(ClientError::Timeout { .. }))));
+        assert!(matches!(old_rx.try_recv(), Ok(Err(ClientError::Timeout { .. }))));
+        assert!(matches!(login_rx.try_recv(), Ok(Err(ClientError::Timeout { .. }))));
+        assert!(users_rx.try_recv().is_err(), "not expired yet");
+        assert!(young_rx.try_recv().is_err(), "not expired yet");
+        assert_eq!(pending.sends_in(SendState::Held), [8]);
+
+        pending.fail_all(|| ClientError::Disconnected { reason: "gone".into() });
+        assert!(matches!(users_rx.try_recv(), Ok(Err(ClientError::Disconnected { .. }))));
+        assert!(matches!(young_rx.try_recv(), Ok(Err(ClientError::Disconnected { .. }))));
+        assert!(pending.sends.is_empty() && pending.requests.is_empty() && pending.account.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_send_whose_caller_gave_up_is_dropped() {
+        let now = Instant::now();
+        let mut pending = Pending::default();
+        let (abandoned, rx) = send(now + Duration::from_secs(60));
+        drop(rx);
+        pending.sends.insert(1, abandoned);
+        assert_eq!(pending.take_expired(now).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn automatic_operations_fail_silently() {
+        let now = Instant::now();
+        let mut pending = Pending {
+            account: Some((AccountOp::Login { reply: None, credentials: credentials() }, now)),
+            ..Pending::default()
+        };
+        pending.requests.insert(3, (Request::Sync { origin: SyncOrigin::Reconnect, count: 0 }, now));
+        let expired = pending.take_expired(now);
+        assert_eq!(expired.len(), 2);
+        for failed in expired {
+            failed.fail(ClientError::Closed);
+        }
+    }
+}

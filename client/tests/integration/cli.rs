@@ -1,0 +1,1 @@
+//! The command-line client, run as a process against the fake server.
