@@ -38,7 +38,7 @@ use chatlab_proto::noise::{
 };
 
 use crate::config::ClientConfig;
-use crate::error::ClientError;
+use crate::error::{ClientError, human_duration};
 use crate::stats::TcpStats;
 
 /// Bytes read from the socket at a time. A frame may be up to 64 KiB; reading in 16 KiB pieces keeps the buffer
@@ -103,32 +103,35 @@ pub(crate) async fn establish(config: &ClientConfig) -> Result<Established, Clie
     let addr = resolve(server).await?;
     let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
         .await
-        .map_err(|_| unreachable(server, format!("no answer within {} s", config.connect_timeout.as_secs())))?
+        .map_err(|_| unreachable(server, format!("no answer within {}", human_duration(config.connect_timeout))))?
         .map_err(|err| unreachable(server, err.to_string()))?;
     // Chat frames are small and latency matters more than packing them: Nagle's algorithm would hold a frame back
     // until the previous one is acknowledged.
     stream.set_nodelay(true).map_err(|err| unreachable(server, err.to_string()))?;
     let peer = stream.peer_addr().unwrap_or(addr);
-    tokio::time::timeout(config.handshake_timeout, greet(stream, peer, config))
-        .await
-        .map_err(|_| handshake_error(server, format!("no answer within {} s", config.handshake_timeout.as_secs())))?
+    tokio::time::timeout(config.handshake_timeout, greet(stream, peer, config)).await.map_err(|_| {
+        handshake_error(server, format!("no answer within {}", human_duration(config.handshake_timeout)))
+    })?
 }
 
 /// The handshake, the key check and the greeting on a fresh TCP connection.
 async fn greet(mut stream: TcpStream, peer: SocketAddr, config: &ClientConfig) -> Result<Established, ClientError> {
     let server = config.server.as_str();
+    // The handshake's bytes count too: they are part of what TCP carried for this connection.
+    let counters = Arc::new(TcpCounters::default());
     let mut initiator = Initiator::new().map_err(|err| handshake_error(server, err.to_string()))?;
     let msg1 = initiator.start().map_err(|err| handshake_error(server, err.to_string()))?;
     stream.write_all(&msg1).await.map_err(|err| unreachable(server, err.to_string()))?;
+    counters.bytes_sent.fetch_add(msg1.len() as u64, Ordering::Relaxed);
     let mut msg2 = [0u8; HANDSHAKE_MSG2_LEN];
     stream.read_exact(&mut msg2).await.map_err(|err| {
         handshake_error(server, format!("the server closed the connection during the handshake ({err})"))
     })?;
+    counters.bytes_received.fetch_add(msg2.len() as u64, Ordering::Relaxed);
     let (mut noise, key) = initiator.finish(&msg2).map_err(|err| handshake_error(server, err.to_string()))?;
     let pinned_now = check_pin(server, &key, &config.known_servers_path)?;
 
     let (mut reader, write_half) = stream.into_split();
-    let counters = Arc::new(TcpCounters::default());
     let mut writer = ControlWriter { half: write_half, counters: Arc::clone(&counters), buf: Vec::new() };
     let hello = ClientMessage::Hello { version: PROTOCOL_VERSION, client: config.client_name.clone() };
     writer.send(&mut noise, &hello).await?;
@@ -232,7 +235,7 @@ impl ControlWriter {
         let disconnected = |reason: String| ClientError::Disconnected { reason };
         tokio::time::timeout(WRITE_TIMEOUT, self.half.write_all(&self.buf))
             .await
-            .map_err(|_| disconnected(format!("the server stopped reading for {} s", WRITE_TIMEOUT.as_secs())))?
+            .map_err(|_| disconnected(format!("the server stopped reading for {}", human_duration(WRITE_TIMEOUT))))?
             .map_err(|err| disconnected(err.to_string()))?;
         self.counters.frames_sent.fetch_add(1, Ordering::Relaxed);
         self.counters.bytes_sent.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
@@ -327,7 +330,7 @@ fn handshake_error(server: &str, reason: String) -> ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chatlab_proto::noise::{Responder, StaticKeypair};
+    use chatlab_proto::noise::{HANDSHAKE_MSG1_LEN, Responder, StaticKeypair};
 
     fn key(byte: u8) -> ServerKey {
         ServerKey::from_bytes([byte; 32])
@@ -375,6 +378,137 @@ mod tests {
         assert!(matches!(&err, ClientError::BadAddress { reason, .. } if reason.contains("HOST:PORT")), "{err}");
         let err = resolve("127.0.0.1:notaport").await.expect_err("bad port");
         assert!(matches!(err, ClientError::BadAddress { .. }), "{err}");
+    }
+
+    /// Serves one connection on a loopback port with `peer` and returns a client configuration pointing at it.
+    async fn fake_peer<F, Fut>(dir: &tempfile::TempDir, peer: F) -> ClientConfig
+    where
+        F: FnOnce(TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            if let Ok((stream, _)) = listener.accept().await {
+                peer(stream).await;
+            }
+        });
+        let mut config = ClientConfig::new(addr.to_string(), dir.path().join("known_servers"));
+        config.handshake_timeout = Duration::from_millis(300);
+        config
+    }
+
+    /// Answers the handshake as a real responder, reads the Hello, and replies `reply`.
+    async fn greet_with(mut stream: TcpStream, reply: Option<ServerMessage>) {
+        let keypair = StaticKeypair::generate().expect("keypair");
+        let mut msg1 = [0u8; HANDSHAKE_MSG1_LEN];
+        stream.read_exact(&mut msg1).await.expect("msg1");
+        let (msg2, mut noise) = Responder::new(&keypair).expect("responder").respond(&msg1).expect("respond");
+        stream.write_all(&msg2).await.expect("msg2");
+        let mut header = [0u8; 2];
+        stream.read_exact(&mut header).await.expect("hello header");
+        let mut hello = vec![0u8; usize::from(u16::from_be_bytes(header))];
+        stream.read_exact(&mut hello).await.expect("hello");
+        let hello = chatlab_proto::control::decode_client(&noise.decrypt(&hello).expect("decrypt")).expect("decode");
+        assert!(matches!(hello, ClientMessage::Hello { version: PROTOCOL_VERSION, .. }), "{hello:?}");
+        if let Some(reply) = reply {
+            let mut frame = Vec::new();
+            encode_frame(&noise.encrypt(&encode(&reply).expect("encode")).expect("encrypt"), &mut frame)
+                .expect("frame");
+            stream.write_all(&frame).await.expect("reply");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_closes_during_the_handshake() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = fake_peer(&dir, |stream| async move { drop(stream) }).await;
+        let err = establish(&config).await.err().expect("closed");
+        assert!(
+            matches!(&err, ClientError::Handshake { reason, .. } if reason.contains("closed the connection during")),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_is_not_a_chatlab_server() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = fake_peer(&dir, |mut stream| async move {
+            let _ = stream.write_all(&[0x42; HANDSHAKE_MSG2_LEN]).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        })
+        .await;
+        let err = establish(&config).await.err().expect("garbage");
+        assert!(matches!(&err, ClientError::Handshake { reason, .. } if reason.contains("authenticate")), "{err}");
+        assert!(!dir.path().join("known_servers").exists(), "nothing pinned");
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_times_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = fake_peer(&dir, |stream| async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            drop(stream);
+        })
+        .await;
+        let err = establish(&config).await.err().expect("silent");
+        assert_eq!(
+            err,
+            ClientError::Handshake { server: config.server.clone(), reason: "no answer within 300 ms".into() }
+        );
+    }
+
+    #[tokio::test]
+    async fn another_protocol_version_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let refusal = ServerMessage::Error {
+            req: None,
+            code: chatlab_proto::control::ErrorCode::VersionMismatch,
+            message: "v9".into(),
+        };
+        let config = fake_peer(&dir, |stream| greet_with(stream, Some(refusal))).await;
+        let err = establish(&config).await.err().expect("refused");
+        assert_eq!(err, ClientError::VersionMismatch { message: "v9".into() });
+    }
+
+    #[tokio::test]
+    async fn a_greeting_that_is_not_welcome_is_a_protocol_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = fake_peer(&dir, |stream| greet_with(stream, Some(ServerMessage::LoggedOut))).await;
+        let err = establish(&config).await.err().expect("odd greeting");
+        assert_eq!(err, ClientError::Protocol("expected Welcome, the server sent LoggedOut".into()));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_closes_before_greeting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = fake_peer(&dir, |stream| greet_with(stream, None)).await;
+        let err = establish(&config).await.err().expect("closed");
+        assert!(matches!(&err, ClientError::Handshake { reason, .. } if reason.contains("before greeting")), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_welcome_completes_the_channel() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let welcome = ServerMessage::Welcome { version: PROTOCOL_VERSION, server: "test".into() };
+        let config = fake_peer(&dir, |stream| async move {
+            greet_with(stream, Some(welcome)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        })
+        .await;
+        let established = establish(&config).await.expect("established");
+        assert!(established.pinned_now);
+        assert_eq!(established.server_software, "test");
+        let stats = established.writer.stats();
+        assert_eq!((stats.frames_sent, stats.frames_received), (1, 1));
+        assert!(stats.bytes_sent > HANDSHAKE_MSG1_LEN as u64, "{stats:?}");
+        assert!(stats.bytes_received > HANDSHAKE_MSG2_LEN as u64, "{stats:?}");
+    }
+
+    #[test]
+    fn variant_names_do_not_reveal_contents() {
+        assert_eq!(variant_name(&ServerMessage::Pong { nonce: 1 }), "Pong");
+        assert_eq!(variant_name(&ServerMessage::LoggedOut), "LoggedOut");
     }
 
     #[test]

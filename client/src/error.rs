@@ -176,7 +176,7 @@ pub enum ClientError {
     },
 
     /// No answer arrived in time.
-    #[error("no answer from the server within {} ({what})", seconds(*after))]
+    #[error("no answer from the server within {} ({what})", human_duration(*after))]
     Timeout {
         /// What was waited for.
         what: String,
@@ -202,7 +202,7 @@ pub enum ClientError {
 }
 
 /// A duration as people read it: "3 s", "250 ms".
-fn seconds(duration: Duration) -> String {
+pub(crate) fn human_duration(duration: Duration) -> String {
     if duration.subsec_millis() == 0 {
         format!("{} s", duration.as_secs())
     } else {

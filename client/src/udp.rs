@@ -214,3 +214,126 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatlab_proto::chat::{ChatMessage, Target, Username};
+
+    const SECRET: [u8; 32] = [5; 32];
+    const CONNECTION: u64 = 9;
+    const WAIT: Duration = Duration::from_secs(5);
+
+    async fn next(reports: &mut mpsc::Receiver<(u64, UdpReport)>) -> UdpReport {
+        let (generation, report) =
+            tokio::time::timeout(WAIT, reports.recv()).await.expect("a report in time").expect("task alive");
+        assert_eq!(generation, 7);
+        report
+    }
+
+    /// Receives one datagram from the client into the server endpoint and sends back whatever it has to send.
+    async fn serve_one(socket: &UdpSocket, server: &mut Endpoint, origin: Instant) -> SocketAddr {
+        let mut buf = vec![0u8; RECV_BUFFER_BYTES];
+        let (len, from) =
+            tokio::time::timeout(WAIT, socket.recv_from(&mut buf)).await.expect("datagram").expect("recv");
+        server.handle_datagram(buf.get(..len).unwrap_or_default(), origin.elapsed()).expect("authenticates");
+        flush(socket, server, origin, from).await;
+        from
+    }
+
+    async fn flush(socket: &UdpSocket, server: &mut Endpoint, origin: Instant, to: SocketAddr) {
+        let mut out = Vec::new();
+        while server.poll_datagram(origin.elapsed(), &mut out).expect("seal") {
+            socket.send_to(&out, to).await.expect("send");
+        }
+    }
+
+    #[tokio::test]
+    async fn probe_payloads_refusals_and_statistics() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let (tx, mut reports) = mpsc::channel(16);
+        let link =
+            UdpLink::start(socket.local_addr().expect("addr"), &SECRET, CONNECTION, EngineConfig::default(), 7, tx)
+                .await
+                .expect("start");
+        let origin = Instant::now();
+        let mut server = Endpoint::new(&SECRET, CONNECTION, Role::Server, EngineConfig::default(), Duration::ZERO)
+            .expect("server endpoint");
+
+        assert!(link.command(UdpCommand::Probe));
+        let client = serve_one(&socket, &mut server, origin).await;
+        assert!(matches!(next(&mut reports).await, UdpReport::Confirmed));
+
+        let message = ChatMessage {
+            id: 1,
+            from: Username::parse("bob").expect("valid"),
+            to: Target::World,
+            text: "hi".into(),
+            sent_at_ms: 0,
+        };
+        let payload = ChatPayload::Message(message.clone()).encode().expect("encode");
+        server.send(0, payload, origin.elapsed()).expect("queue");
+        server.send(0, b"\xc1 not MessagePack".to_vec(), origin.elapsed()).expect("queue");
+        flush(&socket, &mut server, origin, client).await;
+        assert!(matches!(next(&mut reports).await, UdpReport::Payload(ChatPayload::Message(m)) if m == message));
+        assert!(matches!(next(&mut reports).await, UdpReport::Undecodable(_)));
+
+        let oversized = vec![0u8; EngineConfig::default().max_message_bytes + 1];
+        assert!(link.command(UdpCommand::Send { client_msg_id: 3, stream: 0, bytes: oversized }));
+        assert!(matches!(
+            next(&mut reports).await,
+            UdpReport::SendFailed { client_msg_id: 3, error: SendError::TooLarge { .. } }
+        ));
+
+        let (reply, answer) = oneshot::channel();
+        assert!(link.command(UdpCommand::Stats(reply)));
+        let (snapshot, _history) = tokio::time::timeout(WAIT, answer).await.expect("in time").expect("answered");
+        assert!(snapshot.sent.pings >= 1 && snapshot.received.messages_delivered == 2, "{snapshot:?}");
+
+        // A datagram sealed with another key is counted as rejected and changes nothing else. (Its packet number
+        // was already seen, so the replay check, which runs before decryption, may be the one that refuses it.)
+        let mut stranger = Endpoint::new(&[6; 32], CONNECTION, Role::Server, EngineConfig::default(), Duration::ZERO)
+            .expect("endpoint");
+        stranger.ping();
+        flush(&socket, &mut stranger, origin, client).await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let (reply, answer) = oneshot::channel();
+            assert!(link.command(UdpCommand::Stats(reply)));
+            let (snapshot, _) = tokio::time::timeout(WAIT, answer).await.expect("in time").expect("answered");
+            let rejected = snapshot.received.rejected_authentication + snapshot.received.rejected_replayed;
+            if rejected == 1 {
+                assert_eq!(snapshot.received.messages_delivered, 2);
+                break;
+            }
+            assert!(Instant::now() < deadline, "{snapshot:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn silence_is_reported_as_an_idle_peer() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let (tx, mut reports) = mpsc::channel(16);
+        let engine = EngineConfig {
+            keepalive: Duration::from_millis(50),
+            idle_timeout: Duration::from_millis(200),
+            ..EngineConfig::default()
+        };
+        let link = UdpLink::start(socket.local_addr().expect("addr"), &SECRET, CONNECTION, engine, 7, tx)
+            .await
+            .expect("start");
+        assert!(link.command(UdpCommand::Probe));
+        assert!(matches!(next(&mut reports).await, UdpReport::PeerIdle));
+    }
+
+    #[tokio::test]
+    async fn an_invalid_engine_configuration_is_refused() {
+        let (tx, _reports) = mpsc::channel(1);
+        let engine = EngineConfig { send_window: 0, ..EngineConfig::default() };
+        let err = UdpLink::start("127.0.0.1:9".parse().expect("addr"), &SECRET, CONNECTION, engine, 1, tx)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, ClientError::Protocol(_)), "{err}");
+    }
+}

@@ -25,7 +25,7 @@ use chatlab_proto::control::ClientMessage;
 use super::pending::AccountOp;
 use super::{Actor, Link};
 use crate::channel::{self, Established};
-use crate::error::ClientError;
+use crate::error::{ClientError, human_duration};
 use crate::event::ClientEvent;
 
 impl Actor {
@@ -72,8 +72,8 @@ impl Actor {
                         conn.heartbeat_sent = None;
                         conn.next_heartbeat = now + self.config.heartbeat_interval;
                     } else if now.duration_since(sent) >= self.config.heartbeat_timeout {
-                        let silent = self.config.heartbeat_timeout.as_secs();
-                        self.lose_link(format!("no answer from the server for {silent} s")).await;
+                        let silent = human_duration(self.config.heartbeat_timeout);
+                        self.lose_link(format!("no answer from the server for {silent}")).await;
                     }
                 } else if now >= conn.next_heartbeat {
                     let nonce = conn.next_nonce;

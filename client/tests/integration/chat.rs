@@ -148,3 +148,16 @@ async fn statistics_cover_both_transports() {
     let err = handle.send(Target::World, "after logout").await.expect_err("logged out");
     assert_eq!(err, ClientError::NotLoggedIn);
 }
+
+#[tokio::test]
+async fn statistics_arrive_periodically_when_asked_for() {
+    let server = FakeServer::start(Options::default()).await;
+    server.add_user("ann", "pw");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config(&server, &dir);
+    config.stats_interval = Some(std::time::Duration::from_millis(100));
+    let (_handle, mut events) = logged_in(config, "ann").await;
+    let event = wait_for(&mut events, "a statistics event", |e| matches!(e, ClientEvent::Stats(_))).await;
+    let ClientEvent::Stats(stats) = event else { unreachable!() };
+    assert!(stats.tcp.frames_sent >= 2, "{stats:?}");
+}

@@ -60,6 +60,7 @@ struct State {
     chats_over_tcp: usize,
     chats_over_udp: usize,
     use_transport: Vec<Transport>,
+    datagrams: Vec<Vec<u8>>,
 }
 
 /// A running fake server; stops when dropped.
@@ -69,6 +70,8 @@ pub struct FakeServer {
     state: Arc<Mutex<State>>,
     kill: Arc<Notify>,
     refusing: Arc<AtomicBool>,
+    silent: Arc<AtomicBool>,
+    answer_udp: Arc<AtomicBool>,
     origin: Instant,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -92,18 +95,14 @@ impl FakeServer {
         let state = Arc::new(Mutex::new(State { next_connection_id: 1, ..State::default() }));
         let kill = Arc::new(Notify::new());
         let refusing = Arc::new(AtomicBool::new(false));
+        let silent = Arc::new(AtomicBool::new(false));
+        let answer_udp = Arc::new(AtomicBool::new(options.answer_udp));
         let origin = Instant::now();
         let udp = Arc::new(udp);
-        let accept = tokio::spawn(accept_loop(
-            listener,
-            Arc::clone(&keypair),
-            Arc::clone(&state),
-            Arc::clone(&kill),
-            Arc::clone(&refusing),
-            origin,
-        ));
-        let datagrams = tokio::spawn(udp_loop(udp, Arc::clone(&state), options, origin));
-        FakeServer { addr, key, state, kill, refusing, origin, tasks: vec![accept, datagrams] }
+        let flags = Flags { kill: Arc::clone(&kill), refusing: Arc::clone(&refusing), silent: Arc::clone(&silent) };
+        let accept = tokio::spawn(accept_loop(listener, Arc::clone(&keypair), Arc::clone(&state), flags, origin));
+        let datagrams = tokio::spawn(udp_loop(udp, Arc::clone(&state), Arc::clone(&answer_udp), origin));
+        FakeServer { addr, key, state, kill, refusing, silent, answer_udp, origin, tasks: vec![accept, datagrams] }
     }
 
     /// `127.0.0.1:PORT`.
@@ -131,6 +130,16 @@ impl FakeServer {
         self.refusing.store(refusing, Ordering::SeqCst);
     }
 
+    /// While true, frames from clients are read and ignored: a server that hangs without closing.
+    pub fn set_silent(&self, silent: bool) {
+        self.silent.store(silent, Ordering::SeqCst);
+    }
+
+    /// Switches answering datagrams on or off (a firewall appearing mid-session).
+    pub fn set_answer_udp(&self, answer: bool) {
+        self.answer_udp.store(answer, Ordering::SeqCst);
+    }
+
     pub fn messages(&self) -> Vec<ChatMessage> {
         lock(&self.state).messages.clone()
     }
@@ -149,6 +158,11 @@ impl FakeServer {
 
     pub fn use_transport_requests(&self) -> Vec<Transport> {
         lock(&self.state).use_transport.clone()
+    }
+
+    /// Every datagram that arrived, as received.
+    pub fn datagrams(&self) -> Vec<Vec<u8>> {
+        lock(&self.state).datagrams.clone()
     }
 
     pub fn online(&self) -> Vec<String> {
@@ -172,23 +186,30 @@ async fn bind_pair() -> (TcpListener, UdpSocket) {
     panic!("no port free for both TCP and UDP");
 }
 
+/// Test switches shared with every connection.
+#[derive(Clone)]
+struct Flags {
+    kill: Arc<Notify>,
+    refusing: Arc<AtomicBool>,
+    silent: Arc<AtomicBool>,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     keypair: Arc<StaticKeypair>,
     state: Arc<Mutex<State>>,
-    kill: Arc<Notify>,
-    refusing: Arc<AtomicBool>,
+    flags: Flags,
     origin: Instant,
 ) {
     while let Ok((stream, _)) = listener.accept().await {
-        if refusing.load(Ordering::SeqCst) {
+        if flags.refusing.load(Ordering::SeqCst) {
             drop(stream);
             continue;
         }
-        let (keypair, state, kill) = (Arc::clone(&keypair), Arc::clone(&state), Arc::clone(&kill));
+        let (keypair, state, flags) = (Arc::clone(&keypair), Arc::clone(&state), flags.clone());
         tokio::spawn(async move {
-            let killed = kill.notified();
-            serve(stream, &keypair, &state, origin, killed).await;
+            let killed = flags.kill.notified();
+            serve(stream, &keypair, &state, origin, killed, &flags.silent).await;
         });
     }
 }
@@ -219,6 +240,7 @@ async fn serve(
     state: &Arc<Mutex<State>>,
     origin: Instant,
     killed: tokio::sync::futures::Notified<'_>,
+    silent: &AtomicBool,
 ) {
     tokio::pin!(killed);
     let mut msg1 = [0u8; HANDSHAKE_MSG1_LEN];
@@ -243,6 +265,9 @@ async fn serve(
                 }
                 decoder.extend(chunk.get(..read).unwrap_or_default());
                 while let Ok(Some(frame)) = decoder.next_frame() {
+                    if silent.load(Ordering::SeqCst) {
+                        continue;
+                    }
                     let Ok(plaintext) = conn.noise.decrypt(&frame) else { break 'serve };
                     let Ok(message) = decode_client(&plaintext) else { break 'serve };
                     let replies = handle(state, &mut conn, message, origin);
@@ -463,18 +488,19 @@ fn store_and_fan_out(
 }
 
 /// Receives datagrams, drives every session's endpoint, answers chat sent over UDP.
-async fn udp_loop(socket: Arc<UdpSocket>, state: Arc<Mutex<State>>, options: Options, origin: Instant) {
+async fn udp_loop(socket: Arc<UdpSocket>, state: Arc<Mutex<State>>, answer_udp: Arc<AtomicBool>, origin: Instant) {
     let mut buf = vec![0u8; 4096];
     let mut tick = tokio::time::interval(Duration::from_millis(2));
     loop {
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
                 let Ok((len, from)) = received else { continue };
-                if !options.answer_udp {
+                if !answer_udp.load(Ordering::SeqCst) {
                     continue;
                 }
                 let datagram = buf.get(..len).unwrap_or_default().to_vec();
                 let mut state = lock(&state);
+                state.datagrams.push(datagram.clone());
                 let now = origin.elapsed();
                 let matched = state.sessions.iter_mut().find_map(|(id, session)| {
                     session.endpoint.handle_datagram(&datagram, now).is_ok().then_some(*id)
@@ -490,7 +516,7 @@ async fn udp_loop(socket: Arc<UdpSocket>, state: Arc<Mutex<State>>, options: Opt
             }
             _ = tick.tick() => {}
         }
-        if !options.answer_udp {
+        if !answer_udp.load(Ordering::SeqCst) {
             continue;
         }
         let outgoing = drive(&mut lock(&state), origin);

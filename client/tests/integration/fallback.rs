@@ -58,3 +58,28 @@ async fn switching_transports_on_request() {
     assert_eq!(handle.send(Target::World, "udp again").await.expect("send").transport, Transport::Udp);
     assert_eq!(server.use_transport_requests(), [Transport::Tcp, Transport::Udp]);
 }
+
+#[tokio::test]
+async fn udp_going_silent_mid_session_falls_back_and_resends_over_tcp() {
+    let server = FakeServer::start(Options::default()).await;
+    server.add_user("ann", "pw");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config(&server, &dir);
+    config.engine.keepalive = Duration::from_millis(100);
+    config.engine.idle_timeout = Duration::from_millis(500);
+    let (handle, mut events) = logged_in(config, "ann").await;
+    wait_for(&mut events, "UDP confirmed", |e| matches!(e, ClientEvent::TransportChanged { .. })).await;
+    server.set_answer_udp(false);
+    // Sent into the black hole over UDP; resent over TCP, under the same client_msg_id, after the fall-back.
+    let accepted = handle.send(Target::World, "lost in udp").await.expect("send survives the fall-back");
+    assert_eq!(accepted.transport, Transport::Tcp);
+    let event = wait_for(&mut events, "the fall-back", |e| matches!(e, ClientEvent::TransportChanged { .. })).await;
+    assert_eq!(
+        event,
+        ClientEvent::TransportChanged {
+            transport: Transport::Tcp,
+            reason: TransportReason::UdpSilent { silent_for: Duration::from_millis(500) }
+        }
+    );
+    assert_eq!(server.messages().len(), 1, "stored once");
+}

@@ -10,3 +10,4 @@ mod fake_server;
 mod fallback;
 mod reconnect;
 mod support;
+mod wire;

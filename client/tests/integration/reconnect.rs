@@ -45,3 +45,34 @@ async fn a_dropped_connection_reconnects_with_backoff_and_resyncs() {
     let after = handle.send(Target::World, "after the outage").await.expect("send after reconnect");
     assert!(after.id > mine.id);
 }
+
+#[tokio::test]
+async fn a_server_that_hangs_is_detected_by_the_heartbeat() {
+    let server = FakeServer::start(Options::default()).await;
+    server.add_user("ann", "pw");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config(&server, &dir);
+    config.heartbeat_interval = std::time::Duration::from_millis(100);
+    config.heartbeat_timeout = std::time::Duration::from_millis(300);
+    config.reconnect = false;
+    let (handle, mut events) = logged_in(config, "ann").await;
+    server.set_silent(true);
+    let event = wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    assert_eq!(event, ClientEvent::Disconnected { reason: "no answer from the server for 300 ms".into() });
+    let err = handle.users().await.expect_err("down, not reconnecting");
+    assert_eq!(err, ClientError::Disconnected { reason: "no answer from the server for 300 ms".into() });
+}
+
+#[tokio::test]
+async fn a_login_refused_after_a_reconnect_is_reported_and_not_retried() {
+    let server = FakeServer::start(Options::default()).await;
+    server.add_user("ann", "pw");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (handle, mut events) = logged_in(config(&server, &dir), "ann").await;
+    server.add_user("ann", "changed by the teacher");
+    server.drop_connections();
+    let event = wait_for(&mut events, "the refusal", |e| matches!(e, ClientEvent::Error(_))).await;
+    assert_eq!(event, ClientEvent::Error(ClientError::BadCredentials));
+    assert_eq!(handle.send(Target::World, "hi").await.expect_err("logged out"), ClientError::NotLoggedIn);
+    handle.login("ann", chatlab_client::Password::new("changed by the teacher")).await.expect("a fresh login works");
+}
