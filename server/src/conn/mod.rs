@@ -50,8 +50,8 @@ use crate::password::PasswordService;
 use crate::storage::{Storage, UserId};
 
 /// Control messages moved from the session queue into one write at most, so a busy queue cannot keep the task
-/// from reading its socket for long.
-const MAX_MESSAGES_PER_WRITE: usize = 256;
+/// from reading its socket for long. At about 100 bytes per message this is one write of about 100 KB.
+const MAX_MESSAGES_PER_WRITE: usize = 1024;
 
 /// What every connection task shares.
 pub struct ConnContext {
@@ -180,6 +180,9 @@ impl Connection {
             while let Some(frame) = self.next_frame()? {
                 self.handle_frame(&frame).await?;
             }
+            // Forward what the hub queued meanwhile on every turn, not only when `select!` happens to pick the
+            // queue: a client that pipelines requests must not overflow its own session queue with the answers.
+            self.drain_queue();
             self.flush().await?;
             let logged_in = self.session.is_some();
             let kill = Arc::clone(&self.kill);
@@ -360,14 +363,19 @@ impl Connection {
     /// Moves one message from the session queue, and whatever else is waiting, into the write buffer.
     fn forward(&mut self, first: ServerMessage) -> Flow {
         self.queue(&first);
-        for _ in 1..MAX_MESSAGES_PER_WRITE {
+        self.drain_queue();
+        Ok(())
+    }
+
+    /// Moves waiting session messages into the write buffer, at most [`MAX_MESSAGES_PER_WRITE`].
+    fn drain_queue(&mut self) {
+        for _ in 0..MAX_MESSAGES_PER_WRITE {
             let Some(live) = self.session.as_mut() else { break };
             match live.queue.try_recv() {
                 Ok(message) => self.queue(&message),
                 Err(_) => break,
             }
         }
-        Ok(())
     }
 
     /// Queues a message; a message that cannot be encoded is a server bug, logged and skipped.

@@ -656,17 +656,4 @@ async fn sleep_until(wake: Option<tokio::time::Instant>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn engine_keepalive_stays_below_the_idle_timeout() {
-        let long = HubConfig::engine_for_idle_timeout(Duration::from_secs(30));
-        assert_eq!(long.idle_timeout, Duration::from_secs(30));
-        assert_eq!(long.keepalive, Duration::from_secs(10));
-        long.validate().unwrap();
-        let short = HubConfig::engine_for_idle_timeout(Duration::from_millis(600));
-        assert_eq!(short.keepalive, Duration::from_millis(200));
-        short.validate().unwrap();
-    }
-}
+mod tests;

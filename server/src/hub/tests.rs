@@ -1,0 +1,306 @@
+//! The hub's handlers, driven directly: inputs in, session queues and writer requests out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatlab_proto::chat::{ChatMessage, Target, Username};
+use chatlab_proto::control::{ErrorCode, ServerMessage, Transport};
+use chatlab_proto::datagram::{Header, KeyPhase, PacketType};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+use super::input::{ChatOutcome, CloseReason, Committed, HubInput, KillSwitch, LoginRequest, Refusal, SessionRef};
+use super::{Hub, HubConfig};
+use crate::rate_limit::BucketShape;
+use crate::storage::DeliveryReceipt;
+use crate::writer::WriteRequest;
+
+fn name(raw: &str) -> Username {
+    Username::parse(raw).unwrap()
+}
+
+struct Rig {
+    hub: Hub,
+    writer: mpsc::Receiver<WriteRequest>,
+}
+
+async fn rig(writer_depth: usize, flood: BucketShape) -> Rig {
+    let udp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let (writer_tx, writer) = mpsc::channel(writer_depth);
+    let config = HubConfig {
+        flood,
+        max_text_bytes: 16,
+        engine: HubConfig::engine_for_idle_timeout(Duration::from_secs(30)),
+        udp_port: 7878,
+    };
+    Rig { hub: Hub::new(config, udp, writer_tx), writer }
+}
+
+const GENEROUS: BucketShape = BucketShape { capacity: 1000.0, refill_per_sec: 1000.0 };
+
+struct Member {
+    session: SessionRef,
+    queue: mpsc::Receiver<ServerMessage>,
+    kill: Arc<KillSwitch>,
+}
+
+impl Member {
+    fn drain(&mut self) -> Vec<ServerMessage> {
+        let mut out = Vec::new();
+        while let Ok(message) = self.queue.try_recv() {
+            out.push(message);
+        }
+        out
+    }
+}
+
+fn login(rig: &mut Rig, user: &str, user_id: i64, depth: usize) -> Member {
+    let (out, queue) = mpsc::channel(depth);
+    let (reply, mut answer) = oneshot::channel();
+    let kill = Arc::new(KillSwitch::default());
+    rig.hub.handle_input(HubInput::Login(LoginRequest {
+        user: name(user),
+        user_id,
+        peer: "127.0.0.1:1".parse().unwrap(),
+        out,
+        kill: Arc::clone(&kill),
+        reply,
+    }));
+    rig.hub.service_dirty();
+    let session = answer.try_recv().unwrap().unwrap();
+    Member { session, queue, kill }
+}
+
+fn chat(rig: &mut Rig, member: &Member, text: &str) {
+    rig.hub.handle_input(HubInput::Chat {
+        session: member.session,
+        client_msg_id: 1,
+        to: Target::World,
+        text: text.into(),
+    });
+    rig.hub.service_dirty();
+}
+
+fn rejected_code(messages: &[ServerMessage]) -> Option<ErrorCode> {
+    messages.iter().find_map(|m| match m {
+        ServerMessage::ChatRejected { code, .. } => Some(*code),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn login_queues_the_grant_first_and_tells_others() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 8);
+    let first = ann.drain();
+    assert!(matches!(first.as_slice(), [ServerMessage::SessionGrant { udp_port: 7878, max_text_bytes: 16, .. }]));
+    let mut bob = login(&mut rig, "bob", 2, 8);
+    assert_eq!(ann.drain(), vec![ServerMessage::Presence { user: name("bob"), online: true }]);
+    assert!(matches!(bob.drain().as_slice(), [ServerMessage::SessionGrant { .. }]), "no presence about oneself");
+    // A second session of bob changes nobody's view.
+    let _bob2 = login(&mut rig, "bob", 2, 8);
+    assert!(ann.drain().is_empty());
+    assert_ne!(bob.session.cid, _bob2.session.cid);
+}
+
+#[tokio::test]
+async fn chat_goes_to_the_writer_and_bad_text_does_not() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 8);
+    ann.drain();
+    chat(&mut rig, &ann, "hello");
+    let Ok(WriteRequest::Append(request)) = rig.writer.try_recv() else { panic!("nothing queued for the writer") };
+    assert_eq!((request.text.as_str(), request.from, request.origin), ("hello", 1, Transport::Tcp));
+    chat(&mut rig, &ann, "seventeen bytes!!");
+    assert_eq!(rejected_code(&ann.drain()), Some(ErrorCode::TextTooLong));
+    chat(&mut rig, &ann, "bell\u{7}");
+    assert_eq!(rejected_code(&ann.drain()), Some(ErrorCode::TextInvalid));
+    assert!(rig.writer.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn a_full_writer_queue_refuses_as_busy() {
+    let mut rig = rig(1, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 8);
+    ann.drain();
+    chat(&mut rig, &ann, "fits");
+    chat(&mut rig, &ann, "does not");
+    let messages = ann.drain();
+    assert_eq!(rejected_code(&messages), Some(ErrorCode::FloodLimited));
+    assert!(matches!(&messages[..], [ServerMessage::ChatRejected { message, .. }] if message.contains("busy")));
+}
+
+#[tokio::test]
+async fn flood_bucket_is_per_session() {
+    let mut rig = rig(64, BucketShape { capacity: 2.0, refill_per_sec: 0.001 }).await;
+    let mut ann = login(&mut rig, "ann", 1, 8);
+    let mut bob = login(&mut rig, "bob", 2, 8);
+    ann.drain();
+    bob.drain();
+    for _ in 0..2 {
+        chat(&mut rig, &ann, "ok");
+    }
+    chat(&mut rig, &ann, "too many");
+    assert_eq!(rejected_code(&ann.drain()), Some(ErrorCode::FloodLimited));
+    chat(&mut rig, &bob, "mine");
+    assert_eq!(rejected_code(&bob.drain()), None);
+}
+
+#[tokio::test]
+async fn shutdown_refuses_new_logins_and_chats() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 8);
+    ann.drain();
+    rig.hub.handle_input(HubInput::Shutdown);
+    chat(&mut rig, &ann, "late");
+    assert_eq!(rejected_code(&ann.drain()), Some(ErrorCode::ServerShuttingDown));
+    let (out, _queue) = mpsc::channel(4);
+    let (reply, mut answer) = oneshot::channel();
+    rig.hub.handle_input(HubInput::Login(LoginRequest {
+        user: name("bob"),
+        user_id: 2,
+        peer: "127.0.0.1:2".parse().unwrap(),
+        out,
+        kill: Arc::new(KillSwitch::default()),
+        reply,
+    }));
+    assert_eq!(answer.try_recv().unwrap().unwrap_err().code, ErrorCode::ServerShuttingDown);
+    // The writer's queue was let go, so the writer can finish.
+    assert!(rig.writer.recv().await.is_none());
+    rig.hub.finish();
+    assert!(matches!(ann.drain().as_slice(), [ServerMessage::Error { code: ErrorCode::ServerShuttingDown, .. }]));
+    assert!(ann.queue.recv().await.is_none(), "the session queue closes");
+}
+
+fn committed(session: SessionRef, id: u64, to: Target, recipient: Option<i64>) -> HubInput {
+    HubInput::Committed(vec![ChatOutcome {
+        session,
+        origin: Transport::Tcp,
+        client_msg_id: 5,
+        from: 1,
+        to: to.clone(),
+        result: Ok(Committed {
+            message: ChatMessage { id, from: name("ann"), to, text: "hi".into(), sent_at_ms: 1 },
+            recipient,
+        }),
+    }])
+}
+
+#[tokio::test]
+async fn committed_messages_are_accepted_and_fanned_out() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 16);
+    let mut ann2 = login(&mut rig, "ann", 1, 16);
+    let mut bob = login(&mut rig, "bob", 2, 16);
+    let mut cat = login(&mut rig, "cat", 3, 16);
+    for m in [&mut ann, &mut ann2, &mut bob, &mut cat] {
+        m.drain();
+    }
+    rig.hub.handle_input(committed(ann.session, 10, Target::World, None));
+    rig.hub.service_dirty();
+    assert_eq!(ann.drain(), vec![ServerMessage::ChatAccepted { client_msg_id: 5, id: 10, sent_at_ms: 1 }]);
+    for other in [&mut ann2, &mut bob, &mut cat] {
+        assert!(matches!(other.drain().as_slice(), [ServerMessage::Chat(m)] if m.id == 10));
+    }
+    // Private: the recipient and the sender's other session, nobody else.
+    rig.hub.handle_input(committed(ann.session, 11, Target::User(name("bob")), Some(2)));
+    rig.hub.service_dirty();
+    assert_eq!(ann.drain().len(), 1);
+    assert!(matches!(ann2.drain().as_slice(), [ServerMessage::Chat(m)] if m.id == 11));
+    assert!(matches!(bob.drain().as_slice(), [ServerMessage::Chat(m)] if m.id == 11));
+    assert!(cat.drain().is_empty());
+}
+
+#[tokio::test]
+async fn refused_commits_and_receipts_reach_the_right_sessions() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 16);
+    let mut bob = login(&mut rig, "bob", 2, 16);
+    ann.drain();
+    bob.drain();
+    rig.hub.handle_input(HubInput::Committed(vec![ChatOutcome {
+        session: ann.session,
+        origin: Transport::Tcp,
+        client_msg_id: 6,
+        from: 1,
+        to: Target::User(name("ghost")),
+        result: Err(Refusal::new(ErrorCode::UnknownUser, "no ghost")),
+    }]));
+    rig.hub.service_dirty();
+    assert_eq!(rejected_code(&ann.drain()), Some(ErrorCode::UnknownUser));
+    assert!(bob.drain().is_empty());
+    let receipt = DeliveryReceipt { message_id: 12, sender: 1, delivered_at_ms: 2 };
+    rig.hub.handle_input(HubInput::Receipts { recipient: name("bob"), receipts: vec![receipt] });
+    rig.hub.service_dirty();
+    assert_eq!(ann.drain(), vec![ServerMessage::Receipt { id: 12, to: name("bob") }]);
+    assert!(bob.drain().is_empty());
+}
+
+#[tokio::test]
+async fn a_full_session_queue_kills_only_that_session() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 16);
+    // Bob's queue holds two messages: the grant and one more.
+    let bob = login(&mut rig, "bob", 2, 2);
+    ann.drain();
+    for id in 20..23 {
+        rig.hub.handle_input(committed(ann.session, id, Target::World, None));
+        rig.hub.service_dirty();
+    }
+    assert_eq!(bob.kill.fired().await, CloseReason::TooSlow);
+    let seen = ann.drain();
+    assert!(seen.contains(&ServerMessage::Presence { user: name("bob"), online: false }), "{seen:?}");
+    assert_eq!(seen.iter().filter(|m| matches!(m, ServerMessage::ChatAccepted { .. })).count(), 3);
+}
+
+#[tokio::test]
+async fn stale_and_foreign_references_are_ignored() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 16);
+    let mut bob = login(&mut rig, "bob", 2, 16);
+    ann.drain();
+    let stale = SessionRef { cid: bob.session.cid, serial: bob.session.serial + 1 };
+    rig.hub.handle_input(HubInput::Disconnected { session: stale });
+    rig.hub.handle_input(HubInput::ListUsers { session: stale, req: 1 });
+    rig.hub.service_dirty();
+    assert!(ann.drain().is_empty(), "bob is still online");
+    assert_eq!(bob.drain().len(), 1, "only the grant");
+    rig.hub.handle_input(HubInput::ListUsers { session: bob.session, req: 4 });
+    assert_eq!(bob.drain(), vec![ServerMessage::Users { req: 4, users: vec![name("ann"), name("bob")], more: false }]);
+    let (reply, answered) = oneshot::channel();
+    rig.hub.handle_input(HubInput::Logout { session: bob.session, reply });
+    answered.await.unwrap();
+    assert_eq!(bob.drain(), vec![ServerMessage::LoggedOut]);
+    assert_eq!(ann.drain(), vec![ServerMessage::Presence { user: name("bob"), online: false }]);
+}
+
+#[tokio::test]
+async fn datagrams_that_do_not_open_are_counted_not_answered() {
+    let mut rig = rig(8, GENEROUS).await;
+    let ann = login(&mut rig, "ann", 1, 16);
+    let from = "127.0.0.1:9".parse().unwrap();
+    rig.hub.handle_datagram(&[0u8; 1500], from);
+    rig.hub.handle_datagram(b"short", from);
+    let header =
+        |cid| Header { packet_type: PacketType::Data, key_phase: KeyPhase::Zero, connection_id: cid, packet_number: 1 };
+    let mut unknown = header(ann.session.cid ^ 1).to_bytes().to_vec();
+    unknown.extend_from_slice(&[0u8; 32]);
+    rig.hub.handle_datagram(&unknown, from);
+    let mut forged = header(ann.session.cid).to_bytes().to_vec();
+    forged.extend_from_slice(&[0u8; 32]);
+    rig.hub.handle_datagram(&forged, from);
+    let d = rig.hub.drops;
+    assert_eq!((d.oversized, d.bad_header, d.unknown_connection, d.failed_to_open), (1, 1, 1, 1));
+    let session = rig.hub.sessions.get(&ann.session.cid).unwrap();
+    assert_eq!(session.udp_addr(), None, "a datagram that did not open changes nothing");
+}
+
+#[test]
+fn engine_keepalive_stays_below_the_idle_timeout() {
+    let long = HubConfig::engine_for_idle_timeout(Duration::from_secs(30));
+    assert_eq!((long.idle_timeout, long.keepalive), (Duration::from_secs(30), Duration::from_secs(10)));
+    long.validate().unwrap();
+    let short = HubConfig::engine_for_idle_timeout(Duration::from_millis(600));
+    assert_eq!(short.keepalive, Duration::from_millis(200));
+    short.validate().unwrap();
+}

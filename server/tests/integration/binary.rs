@@ -1,0 +1,164 @@
+//! The real `chatlab-server` binary: crash safety (SIGKILL), clean exit (SIGTERM), clear start-up failures.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+
+use chatlab_proto::chat::Target;
+use chatlab_proto::control::{ClientMessage, ErrorCode, ServerMessage};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::support::{Client, PASSWORD, PATIENCE};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_chatlab-server");
+
+/// Options that make the binary fast to test; everything else is the production default.
+fn command(data: &Path, listen: &str) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args(["--listen", listen, "--data"])
+        .arg(data)
+        .args(["--password-memory-kib", "8", "--password-iterations", "1"])
+        .args(["--flood-burst", "1000000", "--flood-rate", "1000000"])
+        .env("RUST_LOG", "warn")
+        .env_remove("CHATLAB_LISTEN")
+        .env_remove("CHATLAB_DATA")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts the binary on a free loopback port and reads the address from its banner.
+async fn spawn(data: &Path) -> (Child, SocketAddr) {
+    let mut child = command(data, "127.0.0.1:0").spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                let addr = rest.split_whitespace().next().unwrap();
+                return addr.parse::<SocketAddr>().unwrap();
+            }
+        }
+        panic!("the server exited without a banner");
+    })
+    .await
+    .expect("banner in time");
+    // Keep draining stdout so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+#[tokio::test]
+async fn sigkill_loses_no_acknowledged_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn(dir.path()).await;
+    let mut ann = Client::user(addr, "ann").await;
+    const SENT: usize = 400;
+    let mut texts = HashMap::new();
+    for n in 0..SENT {
+        let client_msg_id = ann.msg_id();
+        let text = format!("durable {n}");
+        texts.insert(client_msg_id, text.clone());
+        ann.send(&ClientMessage::Chat { client_msg_id, to: Target::World, text }).await;
+    }
+    let mut accepted = HashMap::new();
+    for client_msg_id in 1..=100u64 {
+        accepted.insert(ann.chat_outcome(client_msg_id).await.unwrap(), client_msg_id);
+    }
+    // Kill while the rest may still be on their way to the disk.
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    assert!(ann.closed_by_server().await);
+    for message in ann.kept() {
+        if let ServerMessage::ChatAccepted { client_msg_id, id, .. } = message {
+            accepted.insert(*id, *client_msg_id);
+        }
+    }
+
+    let (mut child, addr) = spawn(dir.path()).await;
+    let mut reader = Client::connect(addr).await;
+    reader.login("ann", PASSWORD).await.unwrap();
+    let (history, _) = reader.sync_all(0, 500).await;
+    let stored: HashMap<u64, String> = history.into_iter().map(|m| (m.id, m.text)).collect();
+    for (id, client_msg_id) in &accepted {
+        assert_eq!(stored.get(id), texts.get(client_msg_id), "acknowledged message {id} lost or changed");
+    }
+    assert!(accepted.len() >= 100);
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_tells_clients_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn(dir.path()).await;
+    let mut ann = Client::user(addr, "ann").await;
+    let id = ann.chat(Target::World, "last words").await.unwrap();
+    let mut anonymous = Client::connect(addr).await;
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    ann.expect_error(ErrorCode::ServerShuttingDown).await;
+    assert!(ann.closed_by_server().await);
+    anonymous.expect_error(ErrorCode::ServerShuttingDown).await;
+    let exit = tokio::time::timeout(PATIENCE, child.wait()).await.expect("exits in time").unwrap();
+    assert!(exit.success(), "{exit:?}");
+
+    // And the message is still there.
+    let (mut child, addr) = spawn(dir.path()).await;
+    let mut reader = Client::connect(addr).await;
+    reader.login("ann", PASSWORD).await.unwrap();
+    let (history, _) = reader.sync_all(0, 10).await;
+    assert_eq!(history.iter().map(|m| m.id).collect::<Vec<_>>(), vec![id]);
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_taken_port_and_an_unusable_data_dir_fail_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().to_string();
+    let output = command(dir.path(), &taken).output().await.unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let output = command(&file, "127.0.0.1:0").output().await.unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot use data directory"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[tokio::test]
+async fn banner_names_fingerprint_and_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = command(dir.path(), "127.0.0.1:0").spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.starts_with("students connect to");
+            banner.push(line);
+            if done {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let text = banner.join("\n");
+    assert!(text.contains("server key fingerprint: SHA256:"), "{text}");
+    assert!(text.contains(&format!("data directory: {}", dir.path().display())), "{text}");
+    assert!(text.contains("students connect to: 127.0.0.1:"), "{text}");
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}

@@ -1,0 +1,182 @@
+//! Every limit answers with its own error code, and the neighbours never notice.
+
+use std::time::Duration;
+
+use chatlab_proto::chat::Target;
+use chatlab_proto::control::{ClientMessage, ErrorCode, ServerMessage};
+use chatlab_proto::limits::MAX_TEXT_BYTES;
+use chatlab_server::limits::{
+    LOGIN_FAILURES_PER_ACCOUNT, MAX_FRAME_BYTES_BEFORE_LOGIN, MAX_FRAMES_BEFORE_LOGIN, REGISTRATIONS_PER_IP,
+};
+
+use crate::support::{Client, PASSWORD, PATIENCE, TestServer};
+
+/// A bystander who chats before and after a limit hits someone else.
+async fn bystander_still_chats(bystander: &mut Client, listener: &mut Client, text: &str) {
+    let id = bystander.chat(Target::World, text).await.expect("the bystander is not affected");
+    listener.expect(|m| matches!(m, ServerMessage::Chat(c) if c.id == id).then_some(())).await;
+}
+
+#[tokio::test]
+async fn too_long_and_invalid_texts_are_refused_not_truncated() {
+    let server = TestServer::start().await;
+    let mut ann = Client::user(server.addr, "ann").await;
+    let mut bob = Client::user(server.addr, "bob").await;
+    let mut cat = Client::user(server.addr, "cat").await;
+    assert!(ann.chat(Target::World, &"a".repeat(MAX_TEXT_BYTES)).await.is_ok(), "exactly the limit is fine");
+    assert_eq!(ann.chat(Target::World, &"a".repeat(MAX_TEXT_BYTES + 1)).await, Err(ErrorCode::TextTooLong));
+    assert_eq!(ann.chat(Target::World, "bell \u{7}").await, Err(ErrorCode::TextInvalid));
+    assert_eq!(ann.chat(Target::World, "").await, Err(ErrorCode::TextInvalid));
+    assert_eq!(ann.chat(Target::World, "tab\there").await, Err(ErrorCode::TextInvalid));
+    assert!(ann.chat(Target::World, "two\nlines").await.is_ok(), "newline is allowed");
+    bystander_still_chats(&mut bob, &mut cat, "still here").await;
+
+    let mut udp = ann.udp().await;
+    udp.establish().await;
+    let sent = udp.send_chat(Target::World, &"b".repeat(MAX_TEXT_BYTES + 1));
+    assert_eq!(udp.outcome(sent).await, Err(ErrorCode::TextTooLong));
+    let sent = udp.send_chat(Target::World, "nul \u{0}");
+    assert_eq!(udp.outcome(sent).await, Err(ErrorCode::TextInvalid));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn operator_text_limit_is_announced_and_enforced() {
+    let server = TestServer::start_with(|c| c.max_text_bytes = 10).await;
+    let mut ann = Client::user(server.addr, "ann").await;
+    assert_eq!(ann.grant.as_ref().unwrap().max_text_bytes, 10);
+    assert!(ann.chat(Target::World, "0123456789").await.is_ok());
+    assert_eq!(ann.chat(Target::World, "0123456789!").await, Err(ErrorCode::TextTooLong));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn flood_control_refuses_past_the_burst_per_session() {
+    let server = TestServer::start_with(|c| {
+        c.flood_burst = 3.0;
+        c.flood_rate = 0.01;
+    })
+    .await;
+    let mut ann = Client::user(server.addr, "ann").await;
+    let mut bob = Client::user(server.addr, "bob").await;
+    let mut cat = Client::user(server.addr, "cat").await;
+    for n in 0..3 {
+        assert!(ann.chat(Target::World, &format!("burst {n}")).await.is_ok());
+    }
+    assert_eq!(ann.chat(Target::World, "one too many").await, Err(ErrorCode::FloodLimited));
+    let mut udp = ann.udp().await;
+    udp.establish().await;
+    let sent = udp.send_chat(Target::World, "over udp too");
+    assert_eq!(udp.outcome(sent).await, Err(ErrorCode::FloodLimited), "the bucket is per session, not per transport");
+    bystander_still_chats(&mut bob, &mut cat, "my own bucket").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn too_many_frames_before_login_closes_the_connection() {
+    let server = TestServer::start().await;
+    let mut bob = Client::user(server.addr, "bob").await;
+    let mut cat = Client::user(server.addr, "cat").await;
+    let mut chatty = Client::connect(server.addr).await;
+    // The hello was frame 1.
+    for nonce in 1..u64::from(MAX_FRAMES_BEFORE_LOGIN) {
+        chatty.send(&ClientMessage::Ping { nonce }).await;
+    }
+    for nonce in 1..u64::from(MAX_FRAMES_BEFORE_LOGIN) {
+        chatty.expect(|m| matches!(m, ServerMessage::Pong { nonce: n } if *n == nonce).then_some(())).await;
+    }
+    chatty.send(&ClientMessage::Ping { nonce: 99 }).await;
+    chatty.expect_error(ErrorCode::TooManyFramesBeforeLogin).await;
+    assert!(chatty.closed_by_server().await);
+    bystander_still_chats(&mut bob, &mut cat, "unaffected").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_frame_before_login_is_refused_before_its_body_arrives() {
+    let server = TestServer::start().await;
+    let mut bob = Client::user(server.addr, "bob").await;
+    let mut cat = Client::user(server.addr, "cat").await;
+    let mut big = Client::connect(server.addr).await;
+    let announced = u16::try_from(MAX_FRAME_BYTES_BEFORE_LOGIN + 1).unwrap();
+    // Only the length header: the server must not wait for the body.
+    big.send_raw(&announced.to_be_bytes()).await;
+    let text = big.expect_error(ErrorCode::TooManyFramesBeforeLogin).await;
+    assert!(text.contains(&MAX_FRAME_BYTES_BEFORE_LOGIN.to_string()), "{text}");
+    assert!(big.closed_by_server().await);
+    // After login, large frames are fine: a 4 KiB text needs a frame larger than the pre-login limit.
+    let long = "x".repeat(MAX_TEXT_BYTES);
+    assert!(bob.chat(Target::World, &long).await.is_ok());
+    assert_eq!(cat.pushed().await.text, long);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connections_per_address_are_capped() {
+    let server = TestServer::start_with(|c| c.max_connections_per_ip = 3).await;
+    let mut ann = Client::user(server.addr, "ann").await;
+    let mut bob = Client::user(server.addr, "bob").await;
+    let third = Client::connect(server.addr).await;
+    let mut fourth = Client::handshake(server.addr).await;
+    let text = fourth.expect_error(ErrorCode::TooManyConnections).await;
+    assert!(!text.is_empty());
+    assert!(fourth.closed_by_server().await);
+    bystander_still_chats(&mut ann, &mut bob, "the cap spares existing connections").await;
+    // A slot becomes free when a connection ends.
+    drop(third);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut again = Client::handshake(server.addr).await;
+        again
+            .send(&ClientMessage::Hello { version: chatlab_proto::limits::PROTOCOL_VERSION, client: "t".into() })
+            .await;
+        let answer = again.recv().await;
+        if matches!(answer, ServerMessage::Welcome { .. }) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the freed slot was never given back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn failed_logins_are_rate_limited_per_account() {
+    let server = TestServer::start().await;
+    let mut victim = Client::user(server.addr, "victim").await;
+    let mut other = Client::user(server.addr, "other").await;
+    let mut guesser = Client::connect(server.addr).await;
+    for n in 0..LOGIN_FAILURES_PER_ACCOUNT.capacity as usize {
+        assert_eq!(guesser.login("victim", &format!("guess {n}")).await.unwrap_err(), ErrorCode::BadCredentials);
+    }
+    let (code, text) = guesser.login_detailed("victim", PASSWORD).await.unwrap_err();
+    assert_eq!(code, ErrorCode::LoginRateLimited, "even the right password waits");
+    assert!(text.contains("try again"), "{text}");
+    // Another account from the same address is not locked by this account's failures.
+    guesser.login("other", PASSWORD).await.unwrap();
+    bystander_still_chats(&mut victim, &mut other, "my session is fine").await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn registrations_are_rate_limited_per_address() {
+    let server = TestServer::start().await;
+    let mut client = Client::connect(server.addr).await;
+    for n in 0..REGISTRATIONS_PER_IP.capacity as usize {
+        client.register(&format!("user{n}"), PASSWORD).await.unwrap();
+    }
+    assert_eq!(client.register("one.more", PASSWORD).await, Err(ErrorCode::LoginRateLimited));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_login_timeout() {
+    let server = TestServer::start_with(|c| c.login_timeout = Duration::from_millis(300)).await;
+    let mut idle = Client::connect(server.addr).await;
+    assert!(idle.closed_by_server().await);
+    // A logged-in session is not subject to it.
+    let mut ann = Client::user(server.addr, "ann").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(ann.chat(Target::World, "still logged in").await.is_ok());
+    server.stop().await;
+}
