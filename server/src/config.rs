@@ -45,6 +45,9 @@ pub struct ServerConfig {
     pub login_timeout: Duration,
     /// Silence after which a session that chats over UDP ends.
     pub udp_idle_timeout: Duration,
+    /// UDP port announced in the session grant instead of the server's own, for clients that must reach the
+    /// datagrams through a relay or a port forward. `None`: the port the UDP socket is bound to.
+    pub udp_advertise_port: Option<u16>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             max_text_bytes: MAX_TEXT_BYTES,
             login_timeout: LOGIN_TIMEOUT,
             udp_idle_timeout: UDP_IDLE_TIMEOUT,
+            udp_advertise_port: None,
         }
     }
 }

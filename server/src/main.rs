@@ -68,6 +68,11 @@ struct Args {
     /// Server name sent to clients in the welcome message.
     #[arg(long, env = "CHATLAB_SERVER_NAME")]
     server_name: Option<String>,
+
+    /// UDP port announced to clients in the session grant, when they must reach the server's datagrams through
+    /// another port (an impairment relay such as `chatlab-lab relay`, or a port forward). Default: the listen port.
+    #[arg(long, env = "CHATLAB_UDP_ADVERTISE_PORT")]
+    udp_advertise_port: Option<u16>,
 }
 
 impl Args {
@@ -88,6 +93,7 @@ impl Args {
             max_text_bytes: self.max_text_bytes,
             login_timeout: defaults.login_timeout,
             udp_idle_timeout: Duration::from_secs(self.udp_idle_timeout_secs),
+            udp_advertise_port: self.udp_advertise_port,
         }
     }
 }

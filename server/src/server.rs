@@ -90,7 +90,10 @@ pub async fn run(
 async fn serve(prepared: Prepared, tcp: TcpListener, udp: UdpSocket, shutdown: impl Future) -> Result<(), ServerError> {
     let Prepared { config, keypair, storage, passwords } = prepared;
     let local = tcp.local_addr()?;
-    let udp_port = udp.local_addr()?.port();
+    let udp_port = match config.udp_advertise_port {
+        Some(port) => port,
+        None => udp.local_addr()?.port(),
+    };
 
     let (hub_tx, hub_rx) = mpsc::channel(HUB_QUEUE_DEPTH);
     let (writer_tx, writer_rx) = mpsc::channel(WRITER_QUEUE_DEPTH);
