@@ -1,3 +1,4 @@
 //! # chatlab-client
 //!
 //! The client core of chatlab (being written).
+pub mod ui;
