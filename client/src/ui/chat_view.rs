@@ -305,9 +305,9 @@ fn message(ui: &mut egui::Ui, entry: &super::model::Entry, mine: bool, t: &Texts
 
 fn composer(ui: &mut egui::Ui, chat: &mut ChatScreen, t: &Texts, commands: &mut Vec<Command>) {
     ui.add_space(4.0);
-    let wire = normalize_text(&chat.draft);
-    let verdict = validate_text_with_limit(&wire, chat.max_text_bytes);
     let mut send = false;
+    let mut verdict = Ok(());
+    let mut wire = String::new();
     ui.horizontal(|ui| {
         let button_width = 80.0;
         let editor = egui::TextEdit::multiline(&mut chat.draft)
@@ -317,26 +317,27 @@ fn composer(ui: &mut egui::Ui, chat: &mut ChatScreen, t: &Texts, commands: &mut 
             .desired_width(ui.available_width() - button_width)
             .return_key(egui::KeyboardShortcut::new(egui::Modifiers::SHIFT, egui::Key::Enter));
         let response = ui.add(editor).on_hover_text(t.compose_hint);
+        // The text is read after the editor took this frame's keystrokes: a letter typed in the same frame as
+        // Enter belongs to the message.
+        wire = normalize_text(&chat.draft);
+        verdict = validate_text_with_limit(&wire, chat.max_text_bytes);
         if response.has_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter) && i.modifiers.is_none()) {
             send = true;
         }
-        let can_send = verdict.is_ok();
-        if ui.add_enabled(can_send, egui::Button::new(t.send).min_size(egui::vec2(button_width - 8.0, 0.0))).clicked() {
+        let button = egui::Button::new(t.send).min_size(egui::vec2(button_width - 8.0, 0.0));
+        if ui.add_enabled(verdict.is_ok(), button).clicked() {
             send = true;
         }
     });
-    ui.horizontal(|ui| {
-        let counter = (t.bytes_used)(wire.len(), chat.max_text_bytes);
-        match &verdict {
-            Err(TextError::TooLong { len, max }) => {
-                ui.colored_label(ui.visuals().error_fg_color, (t.too_long)(*len, *max));
-            }
-            Err(TextError::ControlChar { ch, .. }) => {
-                ui.colored_label(ui.visuals().error_fg_color, (t.control_char)(*ch));
-            }
-            Ok(()) | Err(TextError::Empty) => {
-                ui.weak(counter);
-            }
+    ui.horizontal(|ui| match &verdict {
+        Err(TextError::TooLong { len, max }) => {
+            ui.colored_label(ui.visuals().error_fg_color, (t.too_long)(*len, *max));
+        }
+        Err(TextError::ControlChar { ch, .. }) => {
+            ui.colored_label(ui.visuals().error_fg_color, (t.control_char)(*ch));
+        }
+        Ok(()) | Err(TextError::Empty) => {
+            ui.weak((t.bytes_used)(wire.len(), chat.max_text_bytes));
         }
     });
     if send && verdict.is_ok() {
@@ -345,5 +346,7 @@ fn composer(ui: &mut egui::Ui, chat: &mut ChatScreen, t: &Texts, commands: &mut 
         commands.push(Command::Send { local_id, to, text: wire });
         chat.draft.clear();
         chat.scroll_to_end = true;
+        // The composer was drawn with the text still in it; draw again with it cleared.
+        ui.ctx().request_repaint();
     }
 }

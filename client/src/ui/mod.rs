@@ -54,6 +54,7 @@ use i18n::{Lang, Texts};
 use model::ChatModel;
 use settings::Settings;
 use sign_in::SignInForm;
+pub use stats_panel::ImpairmentSliders;
 use stats_panel::StatsView;
 
 /// Smallest window that still shows the side list, the conversation and the composer.
@@ -185,6 +186,19 @@ impl ChatApp {
             Screen::Chat(chat) => Some(&chat.model),
             Screen::SignIn => None,
         }
+    }
+
+    /// Sets the impairment sliders and applies them, as if the user had pressed Apply (for a demo or a lab
+    /// script that starts with a lossy path).
+    pub fn apply_impairment(&mut self, sliders: ImpairmentSliders) {
+        if let Some(command) = self.stats.preset(sliders) {
+            self.send_command(command);
+        }
+    }
+
+    /// Shows or hides the statistics panel.
+    pub fn show_statistics(&mut self, visible: bool) {
+        self.stats.visible = visible;
     }
 
     fn texts(&self) -> &'static Texts {

@@ -48,29 +48,38 @@ pub const MAX_JITTER_MS: u64 = 200;
 /// Highest duplication and reordering probabilities the sliders offer, in percent.
 pub const MAX_DUP_REORDER_PERCENT: f64 = 30.0;
 
-/// Height of each plot in points: three fit beside the counters on a laptop screen.
-const PLOT_HEIGHT: f32 = 150.0;
+/// Height of each plot in points: three fit below the counters on a 1080-pixel screen.
+const PLOT_HEIGHT: f32 = 130.0;
 
 /// Microseconds per millisecond, for plotting durations in ms.
 const MICROS_PER_MS: f64 = 1000.0;
 
 /// The impairment sliders' values.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct ImpairForm {
-    loss_percent: f64,
-    burst: f64,
-    delay_ms: u64,
-    jitter_ms: u64,
-    duplicate_percent: f64,
-    reorder_percent: f64,
-    seed: u64,
-    outgoing: bool,
-    incoming: bool,
+pub struct ImpairmentSliders {
+    /// Mean loss, percent.
+    pub loss_percent: f64,
+    /// Mean loss burst, packets (1: independent losses).
+    pub burst: f64,
+    /// One-way delay, milliseconds.
+    pub delay_ms: u64,
+    /// Jitter, milliseconds.
+    pub jitter_ms: u64,
+    /// Duplication, percent.
+    pub duplicate_percent: f64,
+    /// Reordering, percent.
+    pub reorder_percent: f64,
+    /// Seed of the random stream.
+    pub seed: u64,
+    /// Impair what this app sends.
+    pub outgoing: bool,
+    /// Impair what this app receives.
+    pub incoming: bool,
 }
 
-impl Default for ImpairForm {
+impl Default for ImpairmentSliders {
     fn default() -> Self {
-        ImpairForm {
+        ImpairmentSliders {
             loss_percent: 0.0,
             burst: 1.0,
             delay_ms: 0,
@@ -84,13 +93,13 @@ impl Default for ImpairForm {
     }
 }
 
-impl ImpairForm {
+impl ImpairmentSliders {
     /// The impairment these values describe.
     ///
     /// Loss with a mean burst of one packet is independent (Bernoulli) loss; longer bursts use the Gilbert-Elliott
     /// model with the same mean loss. The incoming direction gets the seed plus one, so the two directions do not
     /// lose the same packet numbers in step.
-    pub(super) fn to_impairment(&self) -> Result<Impairment, ImpairmentError> {
+    pub fn to_impairment(&self) -> Result<Impairment, ImpairmentError> {
         let p = self.loss_percent / 100.0;
         let loss = if p <= 0.0 {
             LossModel::None
@@ -135,7 +144,7 @@ pub(super) struct StatsView {
     latest: Option<StatsUpdate>,
     previous: Option<(f64, u64, u64)>,
     series: VecDeque<SeriesPoint>,
-    form: ImpairForm,
+    form: ImpairmentSliders,
     export_path: String,
     status: Option<Status>,
 }
@@ -148,7 +157,7 @@ impl Default for StatsView {
             latest: None,
             previous: None,
             series: VecDeque::new(),
-            form: ImpairForm::default(),
+            form: ImpairmentSliders::default(),
             export_path: String::from("chatlab-stats.csv"),
             status: None,
         }
@@ -190,6 +199,22 @@ impl StatsView {
         }
         self.previous = Some((t, packets, retx));
         self.latest = Some(update);
+    }
+
+    /// Sets the sliders (and the status line) as if the user had moved them and pressed Apply; returns the
+    /// command to send, or `None` when the values are invalid.
+    pub(super) fn preset(&mut self, sliders: ImpairmentSliders) -> Option<Command> {
+        self.form = sliders;
+        match self.form.to_impairment() {
+            Ok(impairment) => {
+                self.status = Some(Status::Applied);
+                Some(Command::SetImpairment(Box::new(impairment)))
+            }
+            Err(err) => {
+                self.status = Some(Status::Invalid(err.to_string()));
+                None
+            }
+        }
     }
 
     /// Draws the panel; returns the commands it produced (transport switch, impairment).
@@ -243,7 +268,7 @@ impl StatsView {
             ui.horizontal(|ui| {
                 let mut apply = ui.button(t.impair_apply).clicked();
                 if ui.button(t.impair_reset).clicked() {
-                    *f = ImpairForm::default();
+                    *f = ImpairmentSliders::default();
                     apply = true;
                 }
                 if apply {
@@ -393,14 +418,14 @@ mod tests {
 
     #[test]
     fn default_form_is_a_perfect_link() {
-        let impairment = ImpairForm::default().to_impairment().unwrap();
+        let impairment = ImpairmentSliders::default().to_impairment().unwrap();
         assert_eq!(impairment.outgoing.loss, LossModel::None);
         assert_eq!(impairment.outgoing.delay, Duration::ZERO);
     }
 
     #[test]
     fn burst_length_one_is_independent_loss_and_longer_is_gilbert_elliott() {
-        let mut form = ImpairForm { loss_percent: 10.0, ..ImpairForm::default() };
+        let mut form = ImpairmentSliders { loss_percent: 10.0, ..ImpairmentSliders::default() };
         assert_eq!(form.to_impairment().unwrap().outgoing.loss, LossModel::Bernoulli { p: 0.1 });
         form.burst = 4.0;
         let loss = form.to_impairment().unwrap().outgoing.loss;
@@ -410,21 +435,21 @@ mod tests {
 
     #[test]
     fn directions_get_different_seeds_and_can_be_switched_off() {
-        let form = ImpairForm { loss_percent: 5.0, seed: 9, incoming: false, ..ImpairForm::default() };
+        let form = ImpairmentSliders { loss_percent: 5.0, seed: 9, incoming: false, ..ImpairmentSliders::default() };
         let impairment = form.to_impairment().unwrap();
         assert_eq!(impairment.outgoing.seed, 9);
         assert_eq!(impairment.incoming, ImpairmentConfig::default());
-        let both = ImpairForm { incoming: true, ..form }.to_impairment().unwrap();
+        let both = ImpairmentSliders { incoming: true, ..form }.to_impairment().unwrap();
         assert_eq!(both.incoming.seed, 10);
     }
 
     #[test]
     fn out_of_range_settings_are_an_error_not_a_panic() {
         // The sliders clamp their values; the form still checks, since a value could come from elsewhere.
-        let form = ImpairForm { duplicate_percent: 150.0, ..ImpairForm::default() };
+        let form = ImpairmentSliders { duplicate_percent: 150.0, ..ImpairmentSliders::default() };
         assert!(matches!(form.to_impairment(), Err(ImpairmentError::ProbabilityOutOfRange { .. })));
         // 90 % loss in bursts of 2 packets would need p(good→bad) > 1.
-        let form = ImpairForm { loss_percent: 90.0, burst: 2.0, ..ImpairForm::default() };
+        let form = ImpairmentSliders { loss_percent: 90.0, burst: 2.0, ..ImpairmentSliders::default() };
         assert!(matches!(form.to_impairment(), Err(ImpairmentError::UnreachableLossAndBurst { .. })));
     }
 

@@ -127,3 +127,24 @@ fn older_messages_load_when_scrolling_back() {
     assert_eq!(loaded(&harness), 120, "reaching the top loads the older pages");
     harness.get_by_label(t.beginning);
 }
+
+/// Regression: the text was read before the editor took the frame's keystrokes, so a letter typed in the same
+/// frame as Enter was shown in the composer but missing from the message sent.
+#[test]
+fn a_letter_typed_in_the_same_frame_as_enter_is_sent() {
+    let (mut harness, control) = signed_in(Lang::En);
+    type_message(&mut harness, "packet");
+    // `Harness::event` gives every queued event a frame of its own; pushing into the input puts both in one.
+    let enter = egui::Event::Key {
+        key: egui::Key::Enter,
+        physical_key: None,
+        pressed: true,
+        repeat: false,
+        modifiers: egui::Modifiers::NONE,
+    };
+    harness.input_mut().events.extend([egui::Event::Text(String::from("s")), enter]);
+    harness.step();
+    harness.run();
+    assert_eq!(control.stored().last().map(|m| m.text.as_str()), Some("packets"));
+    assert_eq!(harness.get_by_label(Lang::En.texts().compose_hint).value().as_deref(), Some(""));
+}

@@ -66,7 +66,8 @@ pub struct DemoLink {
     client: Endpoint,
     server: Endpoint,
     net: Duplex,
-    waiting: HashMap<u64, LocalId>,
+    /// Messages waiting for acknowledgement, by sequence number: a chat message's local id, or `None` for a probe.
+    waiting: HashMap<u64, Option<LocalId>>,
     latencies_ms: VecDeque<f64>,
     buf: Vec<u8>,
 }
@@ -104,7 +105,19 @@ impl DemoLink {
     pub fn send_up(&mut self, local_id: LocalId, text: &str, now: Duration) -> bool {
         match self.client.send(WORLD_STREAM, text.as_bytes().to_vec(), now) {
             Ok(seq) => {
-                self.waiting.insert(seq, local_id);
+                self.waiting.insert(seq, Some(local_id));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Sends a probe message up the link: lab traffic that is counted and timed like a chat message but answers
+    /// nobody. Returns false when the send window is full.
+    pub fn send_probe(&mut self, bytes: usize, now: Duration) -> bool {
+        match self.client.send(WORLD_STREAM, vec![0; bytes], now) {
+            Ok(seq) => {
+                self.waiting.insert(seq, None);
                 true
             }
             Err(_) => false,
@@ -117,6 +130,13 @@ impl DemoLink {
         let mut payload = token.to_be_bytes().to_vec();
         payload.extend_from_slice(text.as_bytes());
         self.server.send(WORLD_STREAM, payload, now).is_ok()
+    }
+
+    /// Asks the client endpoint to send a ping: an ack-eliciting packet that yields one RTT sample when its
+    /// acknowledgement returns. The real engine pings only when idle (a keepalive); the demo pings a few times a
+    /// second so the RTT plot has points while nobody types.
+    pub fn ping(&mut self) {
+        self.client.ping();
     }
 
     /// Does everything due by `now`: sends datagrams, moves packets that arrived, runs timers.
@@ -151,9 +171,11 @@ impl DemoLink {
         while let Some(event) = self.client.poll_event() {
             match event {
                 Event::Acked(acked) => {
-                    if let Some(local_id) = self.waiting.remove(&acked.seq) {
+                    if let Some(waiting) = self.waiting.remove(&acked.seq) {
                         self.record_latency(acked.latency);
-                        progress.acked.push((local_id, acked.latency));
+                        if let Some(local_id) = waiting {
+                            progress.acked.push((local_id, acked.latency));
+                        }
                     }
                 }
                 Event::Delivered(delivery) => {
@@ -235,6 +257,17 @@ mod tests {
         assert_eq!(progress.acked.len(), 40);
         let sent = link.stats(Duration::from_secs(5)).udp.sent;
         assert!(sent.retransmissions_timeout + sent.retransmissions_fast > 0);
+    }
+
+    #[test]
+    fn probes_are_timed_but_not_reported_as_chat_messages() {
+        let mut link = DemoLink::new(Duration::ZERO).unwrap();
+        assert!(link.send_probe(64, Duration::ZERO));
+        let progress = run_until(&mut link, Duration::ZERO, Duration::from_millis(50));
+        assert!(progress.acked.is_empty());
+        let stats = link.stats(Duration::from_millis(50));
+        assert_eq!(stats.udp.sent.useful_bytes, 64);
+        assert_eq!(stats.udp_latency_cdf.len(), 1);
     }
 
     #[test]

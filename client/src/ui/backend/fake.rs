@@ -51,6 +51,8 @@ struct State {
     stored: Vec<ChatMessage>,
     next_id: u64,
     clock_ms: i64,
+    /// Stamp new messages with the system clock instead of the fake one (the demo, once its history is seeded).
+    wall_clock: bool,
     events: VecDeque<BackendEvent>,
     hold_acks: bool,
     held: Vec<(LocalId, Target, String)>,
@@ -84,7 +86,7 @@ impl State {
 
     fn store(&mut self, from: Username, to: Target, text: String) -> ChatMessage {
         self.next_id += 1;
-        self.clock_ms += FAKE_TICK_MS;
+        self.clock_ms = if self.wall_clock { wall_clock_ms().max(self.clock_ms) } else { self.clock_ms + FAKE_TICK_MS };
         let message = ChatMessage { id: self.next_id, from, to, text, sent_at_ms: self.clock_ms };
         self.stored.push(message.clone());
         message
@@ -241,6 +243,13 @@ impl State {
     }
 }
 
+/// Milliseconds since the Unix epoch by the system clock (0 if the clock is before 1970).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// A fake server answering the UI. See the module docs.
 pub struct FakeBackend {
     state: Arc<Mutex<State>>,
@@ -325,6 +334,11 @@ impl FakeControl {
         self.with(|s| s.clock_ms = ms);
     }
 
+    /// From now on, stamps new messages with the system clock (as a real server would) instead of the fake clock.
+    pub fn use_wall_clock(&self) {
+        self.with(|s| s.wall_clock = true);
+    }
+
     /// `user` comes online (or goes offline).
     pub fn set_online(&self, user: &Username, online: bool) {
         self.with(|s| {
@@ -382,9 +396,38 @@ impl FakeControl {
         self.with(|s| s.push(BackendEvent::Stats(Box::new(update))));
     }
 
-    /// With a demo link: runs it and queues a statistics report. Call a few times a second.
+    /// Signs `user` in as if the form had been sent (for the demo, which starts mid-conversation).
+    pub fn sign_in(&self, server: &str, user: &Username, password: &str) {
+        self.with(|s| s.sign_in(server.to_owned(), user.clone(), password, Account::LogIn));
+    }
+
+    /// With a demo link: moves its packets and turns what arrived into events. Call every few milliseconds:
+    /// packets wait in the link until this runs, so a slow caller would add its own period to every RTT.
+    pub fn drive(&self) {
+        let mut state = lock(&self.state);
+        let before = state.events.len();
+        state.drive_link();
+        if state.events.len() > before {
+            state.wake();
+        }
+    }
+
+    /// With a demo link: sends a probe message of `bytes` bytes up the link (lab traffic, see
+    /// [`DemoLink::send_probe`]).
+    pub fn probe(&self, bytes: usize) {
+        let mut state = lock(&self.state);
+        if let Some(link) = &mut state.link {
+            let now = link.started.elapsed();
+            link.link.send_probe(bytes, now);
+        }
+    }
+
+    /// With a demo link: pings, runs the link and queues a statistics report. Call a few times a second.
     pub fn tick(&self) {
         self.with(|s| {
+            if let Some(link) = &mut s.link {
+                link.link.ping();
+            }
             s.drive_link();
             if let Some(link) = &s.link {
                 let update = link.link.stats(link.started.elapsed());
