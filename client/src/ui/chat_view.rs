@@ -84,7 +84,7 @@ fn sidebar(ui: &mut egui::Ui, chat: &mut ChatScreen, t: &Texts, commands: &mut V
                 if let Target::User(_) = item.target {
                     let colour =
                         if item.online { egui::Color32::from_rgb(60, 170, 90) } else { ui.visuals().weak_text_color() };
-                    let dot = ui.colored_label(colour, "●");
+                    let dot = ui.colored_label(colour, t.presence_dot);
                     if !item.online {
                         dot.on_hover_text(t.offline);
                     }
@@ -265,8 +265,8 @@ fn conversation(ui: &mut egui::Ui, chat: &mut ChatScreen, t: &Texts, commands: &
     }
 }
 
-fn time_of(ms: i64) -> Option<String> {
-    DateTime::from_timestamp_millis(ms).map(|utc| utc.with_timezone(&Local).format("%H:%M").to_string())
+fn time_of(ms: i64, t: &Texts) -> Option<String> {
+    DateTime::from_timestamp_millis(ms).map(|utc| utc.with_timezone(&Local).format(t.time_format).to_string())
 }
 
 fn message(ui: &mut egui::Ui, entry: &super::model::Entry, mine: bool, t: &Texts) {
@@ -274,20 +274,18 @@ fn message(ui: &mut egui::Ui, entry: &super::model::Entry, mine: bool, t: &Texts
     ui.horizontal(|ui| {
         let name = egui::RichText::new(entry.from.as_str()).strong();
         ui.label(if mine { name.color(ui.visuals().hyperlink_color) } else { name });
-        if let Some(time) = entry.sent_at_ms.and_then(time_of) {
+        if let Some(time) = entry.sent_at_ms.and_then(|ms| time_of(ms, t)) {
             ui.weak(time);
         }
         if mine {
-            // Marks from GB2312 so that the embedded font draws them in both languages: ○ sending, √ stored by
-            // the server, √√ delivered, × refused.
             let (mark, words) = match &entry.state {
-                MessageState::Sending => ("○", t.state_sending.to_owned()),
-                MessageState::Accepted => ("√", t.state_accepted.to_owned()),
+                MessageState::Sending => (t.mark_sending, t.state_sending.to_owned()),
+                MessageState::Accepted => (t.mark_accepted, t.state_accepted.to_owned()),
                 MessageState::Delivered(to) => {
                     let names: Vec<&str> = to.iter().map(|u| u.as_str()).collect();
-                    ("√√", (t.state_delivered)(&names.join(", ")))
+                    (t.mark_delivered, (t.state_delivered)(&names.join(", ")))
                 }
-                MessageState::Failed(problem) => ("×", (t.state_failed)(&(t.problem)(problem))),
+                MessageState::Failed(problem) => (t.mark_failed, (t.state_failed)(&(t.problem)(problem))),
                 MessageState::Received => ("", String::new()),
             };
             if !words.is_empty() {

@@ -40,10 +40,10 @@ impl Value {
     }
 
     /// The value as the panel shows it: durations in milliseconds, ratios in percent.
-    pub fn display(self) -> String {
+    pub fn display(self, t: &Texts) -> String {
         match self {
             Value::Count(n) => n.to_string(),
-            Value::Micros(us) => format!("{:.1} ms", us as f64 / 1000.0),
+            Value::Micros(us) => format!("{:.1} {}", us as f64 / 1000.0, t.unit_ms),
             Value::Ratio(x) => format!("{:.2} %", x * 100.0),
             Value::Missing => String::from("—"),
         }
@@ -236,10 +236,11 @@ pub(crate) mod tests {
 
     #[test]
     fn values_display_with_units() {
-        assert_eq!(Value::Micros(12_345).display(), "12.3 ms");
-        assert_eq!(Value::Ratio(0.05).display(), "5.00 %");
-        assert_eq!(Value::Missing.display(), "—");
-        assert_eq!(Value::Count(3).display(), "3");
+        let t = crate::ui::i18n::Lang::En.texts();
+        assert_eq!(Value::Micros(12_345).display(t), "12.3 ms");
+        assert_eq!(Value::Ratio(0.05).display(t), "5.00 %");
+        assert_eq!(Value::Missing.display(t), "—");
+        assert_eq!(Value::Count(3).display(t), "3");
     }
 
     #[test]

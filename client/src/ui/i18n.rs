@@ -106,6 +106,19 @@ pub struct Texts {
     pub key_changed: fn(server: &str, pinned: &str, offered: &str) -> String,
     pub ok: &'static str,
 
+    // Names and marks that happen to be the same in both languages; they live here so that no view writes
+    // visible text of its own.
+    pub udp: &'static str,
+    pub tcp: &'static str,
+    pub unit_ms: &'static str,
+    /// `chrono` format of the time beside each message.
+    pub time_format: &'static str,
+    pub presence_dot: &'static str,
+    pub mark_sending: &'static str,
+    pub mark_accepted: &'static str,
+    pub mark_delivered: &'static str,
+    pub mark_failed: &'static str,
+
     // Chat screen.
     pub world_room: &'static str,
     pub online_users: &'static str,
@@ -251,6 +264,18 @@ pub static EN: Texts = Texts {
         )
     },
     ok: "OK",
+
+    udp: "UDP",
+    tcp: "TCP",
+    unit_ms: "ms",
+    time_format: "%H:%M",
+    // Marks from GB2312, so that the embedded font draws them in both languages: ● presence, ○ sending,
+    // √ stored by the server, √√ delivered, × refused.
+    presence_dot: "●",
+    mark_sending: "○",
+    mark_accepted: "√",
+    mark_delivered: "√√",
+    mark_failed: "×",
 
     world_room: "World room",
     online_users: "Online users",
@@ -399,6 +424,18 @@ pub static ZH: Texts = Texts {
         )
     },
     ok: "知道了",
+
+    udp: "UDP",
+    tcp: "TCP",
+    unit_ms: "ms",
+    time_format: "%H:%M",
+    // Marks from GB2312, so that the embedded font draws them in both languages: ● presence, ○ sending,
+    // √ stored by the server, √√ delivered, × refused.
+    presence_dot: "●",
+    mark_sending: "○",
+    mark_accepted: "√",
+    mark_delivered: "√√",
+    mark_failed: "×",
 
     world_room: "世界聊天室",
     online_users: "在线用户",

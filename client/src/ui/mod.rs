@@ -32,6 +32,17 @@
 //!
 //! [`run_app`] opens the window with any backend. The `ui_demo` example runs it against [`backend::FakeBackend`]
 //! with a real datagram path in memory (`cargo run -p chatlab-client --example ui_demo`).
+//!
+//! ## Wiring the real network
+//!
+//! The `chatlab` binary needs one thing this module does not have: a [`backend::Backend`] over the tokio client
+//! core. The usual shape is a struct holding a tokio `UnboundedSender<Command>` (its `send` never blocks), a
+//! tokio `UnboundedReceiver<BackendEvent>` (read with `try_recv`), and the [`backend::Waker`] in an
+//! `Arc<OnceLock<_>>` that the tokio side calls after each event it sends. A task on the runtime turns commands
+//! into client-core calls and client-core events into [`backend::BackendEvent`]s, mapping server errors to
+//! [`backend::Problem::Refused`] with their code. The binary then calls
+//! `run_app(Box::new(backend), settings::path_from_env(), lang)` on the main thread, with the tokio runtime
+//! running on threads of its own.
 
 pub mod backend;
 mod chat_view;

@@ -341,13 +341,13 @@ fn counters(ui: &mut egui::Ui, update: &StatsUpdate, t: &Texts) {
     egui::CollapsingHeader::new(t.counters).id_salt("counters").default_open(true).show(ui, |ui| {
         egui::Grid::new("counters_grid").striped(true).num_columns(3).show(ui, |ui| {
             ui.strong(t.figure);
-            ui.strong("UDP");
-            ui.strong("TCP");
+            ui.strong(t.udp);
+            ui.strong(t.tcp);
             ui.end_row();
             for row in export::counter_rows(update) {
                 ui.label((row.label)(t));
-                ui.monospace(row.udp.display());
-                ui.monospace(row.tcp.display());
+                ui.monospace(row.udp.display(t));
+                ui.monospace(row.tcp.display(t));
                 ui.end_row();
             }
         });
@@ -405,8 +405,8 @@ fn plots(ui: &mut egui::Ui, update: &StatsUpdate, series: &VecDeque<SeriesPoint>
     quiet_plot("cdf_plot").x_axis_label(t.axis_ms).y_axis_label(t.axis_fraction).include_y(0.0).include_y(1.0).show(
         ui,
         |plot| {
-            plot.line(Line::new("UDP", PlotPoints::from(udp)));
-            plot.line(Line::new("TCP", PlotPoints::from(tcp)));
+            plot.line(Line::new(t.udp, PlotPoints::from(udp)));
+            plot.line(Line::new(t.tcp, PlotPoints::from(tcp)));
         },
     );
 }
