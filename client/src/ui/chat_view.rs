@@ -26,8 +26,15 @@ const BOTTOM_SLACK: f32 = 4.0;
 /// Rows of text the composer shows before it scrolls.
 const COMPOSER_ROWS: usize = 3;
 
-/// Default width of the side list.
+/// Default width of the side list: a 32-character user name in the default font, with its badge.
 const SIDEBAR_WIDTH: f32 = 200.0;
+
+/// Width reserved right of the composer for the Send button (in either language).
+const SEND_BUTTON_WIDTH: f32 = 80.0;
+
+/// Size of the floating "new messages" button, and how far above the bottom of the conversation it floats.
+const NEW_MESSAGES_BUTTON: egui::Vec2 = egui::vec2(160.0, 28.0);
+const NEW_MESSAGES_LIFT: f32 = 24.0;
 
 /// Where the conversation's scroll area was in the last frame.
 #[derive(Debug, Clone, Copy, Default)]
@@ -255,8 +262,8 @@ fn conversation(ui: &mut egui::Ui, chat: &mut ChatScreen, t: &Texts, commands: &
     if chat.unseen_below {
         let button = egui::Button::new(t.new_messages);
         let at = egui::Rect::from_center_size(
-            output.inner_rect.center_bottom() - egui::vec2(0.0, 24.0),
-            egui::vec2(160.0, 28.0),
+            output.inner_rect.center_bottom() - egui::vec2(0.0, NEW_MESSAGES_LIFT),
+            NEW_MESSAGES_BUTTON,
         );
         if ui.put(at, button).clicked() {
             chat.scroll_to_end = true;
@@ -307,12 +314,11 @@ fn composer(ui: &mut egui::Ui, chat: &mut ChatScreen, t: &Texts, commands: &mut 
     let mut verdict = Ok(());
     let mut wire = String::new();
     ui.horizontal(|ui| {
-        let button_width = 80.0;
         let editor = egui::TextEdit::multiline(&mut chat.draft)
             .id_salt("composer")
             .hint_text(t.compose_hint)
             .desired_rows(COMPOSER_ROWS)
-            .desired_width(ui.available_width() - button_width)
+            .desired_width(ui.available_width() - SEND_BUTTON_WIDTH)
             .return_key(egui::KeyboardShortcut::new(egui::Modifiers::SHIFT, egui::Key::Enter));
         let response = ui.add(editor).on_hover_text(t.compose_hint);
         // The text is read after the editor took this frame's keystrokes: a letter typed in the same frame as
@@ -322,7 +328,8 @@ fn composer(ui: &mut egui::Ui, chat: &mut ChatScreen, t: &Texts, commands: &mut 
         if response.has_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter) && i.modifiers.is_none()) {
             send = true;
         }
-        let button = egui::Button::new(t.send).min_size(egui::vec2(button_width - 8.0, 0.0));
+        let button =
+            egui::Button::new(t.send).min_size(egui::vec2(SEND_BUTTON_WIDTH - ui.spacing().item_spacing.x, 0.0));
         if ui.add_enabled(verdict.is_ok(), button).clicked() {
             send = true;
         }

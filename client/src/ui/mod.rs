@@ -74,6 +74,11 @@ pub const MIN_WINDOW_SIZE: [f32; 2] = [640.0, 420.0];
 /// Window size at start: room for the chat and the statistics panel side by side on a 1280×800 laptop screen.
 pub const INITIAL_WINDOW_SIZE: [f32; 2] = [1200.0, 760.0];
 
+/// Default and smallest width of the statistics panel: the counters table with its three columns, and plots
+/// still readable.
+pub const STATS_PANEL_WIDTH: f32 = 460.0;
+pub const STATS_PANEL_MIN_WIDTH: f32 = 320.0;
+
 /// Most events handled in one frame. A burst (a history sync of thousands of messages) is spread over a few
 /// frames instead of making one frame slow; the rest waits for the next frame, which is requested at once.
 pub const MAX_EVENTS_PER_FRAME: usize = 512;
@@ -414,8 +419,8 @@ impl ChatApp {
             let mut commands = Vec::new();
             egui::Panel::right("statistics")
                 .resizable(true)
-                .default_size(460.0)
-                .min_size(320.0)
+                .default_size(STATS_PANEL_WIDTH)
+                .min_size(STATS_PANEL_MIN_WIDTH)
                 .show(ui, |ui| commands = self.stats.show(ui, t));
             for command in commands {
                 self.send_command(command);
