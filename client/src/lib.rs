@@ -32,6 +32,7 @@
 //! | [`backoff`] | exponential back-off with jitter |
 //! | [`recent_ids`] | de-duplication of messages that arrive twice |
 //! | [`timefmt`] | server timestamps as RFC 3339 and readable UTC text |
+//! | [`ui`] | the desktop app (egui): sign-in, chat, packet statistics, behind a [`ui::backend::Backend`] |
 
 pub mod backoff;
 mod channel;
@@ -44,6 +45,7 @@ pub mod recent_ids;
 pub mod stats;
 pub mod tcp_info;
 pub mod timefmt;
+pub mod ui;
 mod udp;
 
 pub use config::{ClientConfig, DEFAULT_PORT, DEFAULT_SERVER, default_known_servers_path};

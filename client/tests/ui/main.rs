@@ -1,0 +1,12 @@
+//! Headless tests of the desktop app's window with `egui_kittest`.
+//!
+//! Each test drives [`ChatApp`] against the in-memory [`FakeBackend`] the way a student would: it finds widgets by
+//! their visible label (through the AccessKit tree, as a screen reader would), clicks and types, then checks what
+//! the window shows. The harness also fails a test when any text on screen uses a character no installed font can
+//! draw, which is how the Chinese tests prove the embedded font covers the interface.
+
+mod chat;
+mod chinese;
+mod harness;
+mod sign_in;
+mod stats;
