@@ -7,7 +7,7 @@
 //! retransmitted segments, the figures that show TCP's recovery from loss.
 //!
 //! Beside them sit two figures that belong to neither transport alone: the delivery latency of every message on
-//! each transport ([`latency`], the "UDP against TCP" CDF), and what the client's own impaired UDP path did to its
+//! each transport ([`LatencyStats`], the "UDP against TCP" CDF), and what the client's own impaired UDP path did to its
 //! packets ([`ImpairmentStats`], see [`ClientHandle::set_impairment`](crate::ClientHandle::set_impairment)), so a
 //! class can set the network's loss next to the engine's retransmissions and see that every drop was repaired.
 //!

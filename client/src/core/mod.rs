@@ -72,56 +72,22 @@ const INTERNAL_QUEUE: usize = 256;
 /// A reply channel for one request.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
 
-/// What a [`ClientHandle`](crate::ClientHandle) asks the core to do.
+/// What a [`ClientHandle`](crate::ClientHandle) asks the core to do. `Send::started` is when the caller asked, the
+/// start of the delivery latency; `SetImpairment` is boxed because two impairment configs are large next to the
+/// other commands, and every command moves through the queue.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Register {
-        username: String,
-        password: Password,
-        reply: Reply<Username>,
-    },
-    Login {
-        username: String,
-        password: Password,
-        reply: Reply<SessionInfo>,
-    },
-    /// `started` is when the caller asked, the start of the delivery latency.
-    Send {
-        to: Target,
-        text: String,
-        started: Instant,
-        reply: Reply<Accepted>,
-    },
-    History {
-        target: Target,
-        before: Option<u64>,
-        limit: u16,
-        reply: Reply<HistoryPage>,
-    },
-    Sync {
-        reply: Reply<usize>,
-    },
-    Users {
-        reply: Reply<Vec<Username>>,
-    },
-    SetTransport {
-        transport: Transport,
-        reply: Reply<()>,
-    },
-    Logout {
-        reply: Reply<()>,
-    },
-    Stats {
-        reply: Reply<ClientStats>,
-    },
-    SetImpairment {
-        /// Boxed: two configs are large next to the other commands, and every command moves through the queue.
-        impairment: Box<Impairment>,
-        reply: Reply<()>,
-    },
-    Shutdown {
-        reply: oneshot::Sender<()>,
-    },
+    Register { username: String, password: Password, reply: Reply<Username> },
+    Login { username: String, password: Password, reply: Reply<SessionInfo> },
+    Send { to: Target, text: String, started: Instant, reply: Reply<Accepted> },
+    History { target: Target, before: Option<u64>, limit: u16, reply: Reply<HistoryPage> },
+    Sync { reply: Reply<usize> },
+    Users { reply: Reply<Vec<Username>> },
+    SetTransport { transport: Transport, reply: Reply<()> },
+    Logout { reply: Reply<()> },
+    Stats { reply: Reply<ClientStats> },
+    SetImpairment { impairment: Box<Impairment>, reply: Reply<()> },
+    Shutdown { reply: oneshot::Sender<()> },
 }
 
 /// A live control connection.
