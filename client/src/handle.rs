@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use chatlab_proto::chat::{Target, Username};
 use chatlab_proto::control::{Password, Transport};
+use chatlab_proto::impair::ImpairmentConfig;
 use chatlab_proto::noise::Fingerprint;
 
 use crate::channel;
@@ -19,6 +20,7 @@ use crate::core::{Actor, Command, Reply};
 use crate::error::ClientError;
 use crate::event::{Accepted, ClientEvent, HistoryPage, SessionInfo};
 use crate::stats::ClientStats;
+use crate::udp::Impairment;
 
 /// Commands queued from handles to the core. Each waits for its reply, so only many concurrent callers fill it.
 const COMMAND_QUEUE: usize = 256;
@@ -105,7 +107,9 @@ impl ClientHandle {
     /// endings, tabs) and checked against the server's rules first; a refusal carries the server's reason.
     pub async fn send(&self, to: Target, text: &str) -> Result<Accepted, ClientError> {
         let text = text.to_string();
-        self.request("acceptance of a chat message", |reply| Command::Send { to, text, reply }).await
+        // The clock starts here, so the latency statistics include the wait in the core's queue, as the caller does.
+        let started = tokio::time::Instant::now();
+        self.request("acceptance of a chat message", |reply| Command::Send { to, text, started, reply }).await
     }
 
     /// One page of a conversation's history: the newest `limit` messages before `before` (or the newest of all),
@@ -140,6 +144,33 @@ impl ClientHandle {
     /// Statistics of both transports.
     pub async fn stats(&self) -> Result<ClientStats, ClientError> {
         self.request("statistics", |reply| Command::Stats { reply }).await
+    }
+
+    /// Impairs this client's own UDP traffic, so a class can watch the engine repair what the network breaks:
+    /// `outgoing` applies to the datagrams this client sends (before they reach the socket), `incoming` to the
+    /// datagrams the server sends (before the engine sees them). Two separate settings because the two directions
+    /// teach different things: lost data costs a retransmission, a lost acknowledgement a spurious one.
+    ///
+    /// The change takes effect at once on the live session (datagrams already delayed keep their fate) and stays in
+    /// force for every later session, after a logout or a reconnect, until changed again.
+    /// `ImpairmentConfig::default()` in both directions switches impairment off. TCP is the kernel's and is never
+    /// impaired here (the labs impair it with nftables). What the links did appears in
+    /// [`ClientStats::impairment`](crate::ClientStats::impairment).
+    ///
+    /// Heavy impairment also hits the UDP probe at login: a path that loses every ping makes chat fall back to TCP,
+    /// exactly as a firewall would.
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] naming the direction and the field when either setting fails
+    /// [`ImpairmentConfig::validate`] (a probability outside 0..=1, a zero MTU, a delay over an hour...); nothing
+    /// changes then. [`ClientError::Closed`] when the core has shut down.
+    pub async fn set_impairment(
+        &self,
+        outgoing: ImpairmentConfig,
+        incoming: ImpairmentConfig,
+    ) -> Result<(), ClientError> {
+        let impairment = Box::new(Impairment { outgoing, incoming });
+        self.request("impairment", |reply| Command::SetImpairment { impairment, reply }).await
     }
 
     /// Logs out if logged in, closes the connection and stops the core. Later requests fail with

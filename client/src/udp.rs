@@ -16,12 +16,19 @@
 //! The first datagram from the server that opens with the session keys proves that UDP works in both directions:
 //! the server only sends once our ping has told it our address. The task reports that once as
 //! [`UdpReport::Confirmed`]; the core's UDP probe waits for it.
+//!
+//! Between the socket and the endpoint the task can put an impaired network of its own ([`impair`]): outgoing
+//! datagrams then wait in a link before `send`, received ones in another before the endpoint sees them, and the
+//! loop's third step also wakes for the next datagram the links have due. The settings arrive on a `watch` channel
+//! from the core, which keeps the latest one for every later session.
+
+mod impair;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -33,6 +40,10 @@ use chatlab_proto::limits::MAX_DATAGRAM_BYTES;
 use chatlab_proto::stats::{RttSample, StatsSnapshot};
 
 use crate::error::ClientError;
+use crate::stats::ImpairmentStats;
+
+pub(crate) use impair::Impairment;
+use impair::{ImpairedPath, Way};
 
 /// Receive buffer size: larger than any chatlab datagram, so an oversized datagram from a misbehaving peer is seen
 /// whole (and rejected by the endpoint) instead of silently cut to a valid-looking length.
@@ -52,8 +63,16 @@ pub(crate) enum UdpCommand {
     /// Start a probe: send a ping and report [`UdpReport::Confirmed`] on the next authenticated datagram, even if
     /// an earlier probe was already confirmed (a switch back to UDP must prove the path again).
     Probe,
-    /// A statistics snapshot and the recent RTT samples.
-    Stats(oneshot::Sender<(StatsSnapshot, Vec<RttSample>)>),
+    /// A statistics snapshot, the recent RTT samples and the impaired path's counters.
+    Stats(oneshot::Sender<UdpStats>),
+}
+
+/// The UDP task's statistics, answer of [`UdpCommand::Stats`].
+#[derive(Debug)]
+pub(crate) struct UdpStats {
+    pub snapshot: StatsSnapshot,
+    pub rtt_history: Vec<RttSample>,
+    pub impairment: Option<ImpairmentStats>,
 }
 
 /// What the UDP task tells the core.
@@ -85,12 +104,14 @@ impl Drop for UdpLink {
 }
 
 impl UdpLink {
-    /// Binds a socket, connects it to `server`, and starts the task with a client endpoint for the session.
+    /// Binds a socket, connects it to `server`, and starts the task with a client endpoint for the session. The
+    /// task impairs its traffic as `impairment` says, now and whenever it changes.
     pub(crate) async fn start(
         server: SocketAddr,
         key_material: &[u8; 32],
         connection_id: u64,
         engine: EngineConfig,
+        mut impairment: watch::Receiver<Impairment>,
         generation: u64,
         reports: mpsc::Sender<(u64, UdpReport)>,
     ) -> Result<UdpLink, ClientError> {
@@ -106,7 +127,14 @@ impl UdpLink {
         let endpoint = Endpoint::new(key_material, connection_id, Role::Client, engine, Duration::ZERO)
             .map_err(|err| ClientError::Protocol(format!("engine configuration: {err}")))?;
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
-        let task = tokio::spawn(run(socket, endpoint, origin, inbox, generation, reports));
+        let initial = impairment.borrow_and_update().clone();
+        // The core validated the setting; were it refused anyway, an unimpaired path is the safe way to start.
+        let path = ImpairedPath::new(&initial).unwrap_or_else(|err| {
+            tracing::warn!("impairment not applied: {err}");
+            ImpairedPath::default()
+        });
+        let io = Io { socket, endpoint, path, origin, confirmed: false };
+        let task = tokio::spawn(run(io, inbox, impairment, generation, reports));
         Ok(UdpLink { commands, task })
     }
 
@@ -116,40 +144,125 @@ impl UdpLink {
     }
 }
 
+/// What the loop drives: the socket, the endpoint and the (maybe impaired) path between them.
+struct Io {
+    socket: UdpSocket,
+    endpoint: Endpoint,
+    path: ImpairedPath,
+    /// Time zero of the endpoint and the links, which count time as a `Duration` since it.
+    origin: Instant,
+    /// Whether an authenticated datagram was reported since the last probe.
+    confirmed: bool,
+}
+
+impl Io {
+    /// Sends a datagram that has passed the outgoing link (or bypassed it).
+    async fn transmit(&self, datagram: &[u8]) {
+        // A failed send (ICMP unreachable reported back, no route) is loss, which the engine repairs.
+        if let Err(err) = self.socket.send(datagram).await {
+            tracing::debug!("UDP send failed: {err}");
+        }
+    }
+
+    /// Hands a received datagram (after the incoming link, if any) to the endpoint; the first one that
+    /// authenticates after a probe confirms the path.
+    fn receive(&mut self, datagram: &[u8], now: Duration) -> Option<UdpReport> {
+        match self.endpoint.handle_datagram(datagram, now) {
+            Ok(()) if !self.confirmed => {
+                self.confirmed = true;
+                Some(UdpReport::Confirmed)
+            }
+            Ok(()) => None,
+            // Counted in the endpoint's statistics; a forged, stale or corrupted datagram changes nothing else.
+            Err(err) => {
+                tracing::debug!("datagram rejected: {err}");
+                None
+            }
+        }
+    }
+
+    /// Moves datagrams until nothing is due at `now`: what the links deliver (out to the socket, in to the
+    /// endpoint) and what the endpoint has to send (into the outgoing link, or straight out). Returns the reports
+    /// for the core.
+    async fn pump(&mut self, now: Duration, out: &mut Vec<u8>) -> Vec<UdpReport> {
+        let mut reports = Vec::new();
+        loop {
+            let mut moved = false;
+            while let Some((way, datagram)) = self.path.poll(now) {
+                moved = true;
+                match way {
+                    Way::Outgoing => self.transmit(&datagram).await,
+                    Way::Incoming => reports.extend(self.receive(&datagram, now)),
+                }
+            }
+            loop {
+                match self.endpoint.poll_datagram(now, out) {
+                    Ok(true) if self.path.is_active() => {
+                        // Due at once on an unimpaired link, so the next turn of the outer loop sends it.
+                        self.path.offer(Way::Outgoing, now, out.clone());
+                        moved = true;
+                    }
+                    Ok(true) => self.transmit(out).await,
+                    Ok(false) => break,
+                    Err(err) => {
+                        tracing::warn!("could not seal a datagram: {err}");
+                        break;
+                    }
+                }
+            }
+            if !moved {
+                return reports;
+            }
+        }
+    }
+
+    /// The next instant the loop must wake without input: the endpoint's timer or the path's next delivery.
+    fn deadline(&self) -> Option<Instant> {
+        let next = match (self.endpoint.poll_timeout(), self.path.next_delivery()) {
+            (Some(timer), Some(delivery)) => Some(timer.min(delivery)),
+            (timer, delivery) => timer.or(delivery),
+        };
+        next.map(|at| self.origin + at)
+    }
+
+    /// Applies new impairment settings; the core validated them, so a refusal here is only logged.
+    fn impair(&mut self, settings: &Impairment) {
+        if let Err(err) = self.path.apply(settings) {
+            tracing::warn!("impairment not applied: {err}");
+        }
+    }
+
+    fn stats(&self) -> UdpStats {
+        UdpStats {
+            snapshot: self.endpoint.snapshot(),
+            rtt_history: self.endpoint.stats().rtt_history().copied().collect(),
+            impairment: self.path.stats(),
+        }
+    }
+}
+
 /// The I/O loop described in the module docs.
 async fn run(
-    socket: UdpSocket,
-    mut endpoint: Endpoint,
-    origin: Instant,
+    mut io: Io,
     mut inbox: mpsc::Receiver<UdpCommand>,
+    mut impairment: watch::Receiver<Impairment>,
     generation: u64,
     reports: mpsc::Sender<(u64, UdpReport)>,
 ) {
     let mut out = Vec::with_capacity(MAX_DATAGRAM_BYTES);
     let mut buf = vec![0u8; RECV_BUFFER_BYTES];
-    let mut confirmed = false;
     let report = |r: UdpReport| {
         let reports = reports.clone();
         async move { reports.send((generation, r)).await.is_ok() }
     };
     loop {
-        let now = origin.elapsed();
-        loop {
-            match endpoint.poll_datagram(now, &mut out) {
-                Ok(true) => {
-                    // A failed send (ICMP unreachable reported back, no route) is loss, which the engine repairs.
-                    if let Err(err) = socket.send(&out).await {
-                        tracing::debug!("UDP send failed: {err}");
-                    }
-                }
-                Ok(false) => break,
-                Err(err) => {
-                    tracing::warn!("could not seal a datagram: {err}");
-                    break;
-                }
+        let now = io.origin.elapsed();
+        for r in io.pump(now, &mut out).await {
+            if !report(r).await {
+                return;
             }
         }
-        while let Some(event) = endpoint.poll_event() {
+        while let Some(event) = io.endpoint.poll_event() {
             let r = match event {
                 Event::Delivered(delivery) => match ChatPayload::decode(&delivery.data) {
                     Ok(payload) => UdpReport::Payload(payload),
@@ -162,48 +275,52 @@ async fn run(
                 return;
             }
         }
-        let deadline = endpoint.poll_timeout().map(|t| origin + t);
+        let deadline = io.deadline();
         tokio::select! {
             command = inbox.recv() => match command {
                 None => return,
                 Some(UdpCommand::Send { client_msg_id, stream, bytes }) => {
-                    if let Err(error) = endpoint.send(stream, bytes, origin.elapsed()) {
+                    if let Err(error) = io.endpoint.send(stream, bytes, io.origin.elapsed()) {
                         if !report(UdpReport::SendFailed { client_msg_id, error }).await {
                             return;
                         }
                     }
                 }
-                Some(UdpCommand::Ping) => endpoint.ping(),
+                Some(UdpCommand::Ping) => io.endpoint.ping(),
                 Some(UdpCommand::Probe) => {
-                    confirmed = false;
-                    endpoint.ping();
+                    io.confirmed = false;
+                    io.endpoint.ping();
                 }
-                Some(UdpCommand::Stats(reply)) => {
-                    let history = endpoint.stats().rtt_history().copied().collect();
-                    let _ = reply.send((endpoint.snapshot(), history));
-                }
+                Some(UdpCommand::Stats(reply)) => drop(reply.send(io.stats())),
             },
-            received = socket.recv(&mut buf) => match received {
+            settings = next_setting(&mut impairment) => io.impair(&settings),
+            received = io.socket.recv(&mut buf) => match received {
                 Ok(len) => {
                     let datagram = buf.get(..len).unwrap_or_default();
-                    match endpoint.handle_datagram(datagram, origin.elapsed()) {
-                        Ok(()) if !confirmed => {
-                            confirmed = true;
-                            if !report(UdpReport::Confirmed).await {
-                                return;
-                            }
+                    let now = io.origin.elapsed();
+                    if io.path.is_active() {
+                        io.path.offer(Way::Incoming, now, datagram.to_vec());
+                    } else if let Some(r) = io.receive(datagram, now) {
+                        if !report(r).await {
+                            return;
                         }
-                        Ok(()) => {}
-                        // Counted in the endpoint's statistics; a forged or stale datagram changes nothing else.
-                        Err(err) => tracing::debug!("datagram rejected: {err}"),
                     }
                 }
                 // Typically ECONNREFUSED after an ICMP port-unreachable: the error is consumed by this call, and the
                 // engine's timers decide what happens next.
                 Err(err) => tracing::debug!("UDP receive failed: {err}"),
             },
-            () = sleep_until(deadline) => endpoint.handle_timeout(origin.elapsed()),
+            // The endpoint acts only on timers that are due, so waking for a delivery of the path is harmless here.
+            () = sleep_until(deadline) => io.endpoint.handle_timeout(io.origin.elapsed()),
         }
+    }
+}
+
+/// The next impairment setting, or never when the core that sets them is gone.
+async fn next_setting(settings: &mut watch::Receiver<Impairment>) -> Impairment {
+    match settings.changed().await {
+        Ok(()) => settings.borrow_and_update().clone(),
+        Err(_) => std::future::pending().await,
     }
 }
 
@@ -223,6 +340,17 @@ mod tests {
     const SECRET: [u8; 32] = [5; 32];
     const CONNECTION: u64 = 9;
     const WAIT: Duration = Duration::from_secs(5);
+
+    /// A setting channel that never changes (its sender is gone, which the task must tolerate).
+    fn unimpaired() -> watch::Receiver<Impairment> {
+        watch::channel(Impairment::default()).1
+    }
+
+    async fn stats(link: &UdpLink) -> UdpStats {
+        let (reply, answer) = oneshot::channel();
+        assert!(link.command(UdpCommand::Stats(reply)));
+        tokio::time::timeout(WAIT, answer).await.expect("in time").expect("answered")
+    }
 
     async fn next(reports: &mut mpsc::Receiver<(u64, UdpReport)>) -> UdpReport {
         let (generation, report) =
@@ -252,10 +380,17 @@ mod tests {
     async fn probe_payloads_refusals_and_statistics() {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let (tx, mut reports) = mpsc::channel(16);
-        let link =
-            UdpLink::start(socket.local_addr().expect("addr"), &SECRET, CONNECTION, EngineConfig::default(), 7, tx)
-                .await
-                .expect("start");
+        let link = UdpLink::start(
+            socket.local_addr().expect("addr"),
+            &SECRET,
+            CONNECTION,
+            EngineConfig::default(),
+            unimpaired(),
+            7,
+            tx,
+        )
+        .await
+        .expect("start");
         let origin = Instant::now();
         let mut server = Endpoint::new(&SECRET, CONNECTION, Role::Server, EngineConfig::default(), Duration::ZERO)
             .expect("server endpoint");
@@ -285,10 +420,9 @@ mod tests {
             UdpReport::SendFailed { client_msg_id: 3, error: SendError::TooLarge { .. } }
         ));
 
-        let (reply, answer) = oneshot::channel();
-        assert!(link.command(UdpCommand::Stats(reply)));
-        let (snapshot, _history) = tokio::time::timeout(WAIT, answer).await.expect("in time").expect("answered");
+        let UdpStats { snapshot, impairment, .. } = stats(&link).await;
         assert!(snapshot.sent.pings >= 1 && snapshot.received.messages_delivered == 2, "{snapshot:?}");
+        assert_eq!(impairment, None, "never impaired: no links, no figures");
 
         // A datagram sealed with another key is counted as rejected and changes nothing else. (Its packet number
         // was already seen, so the replay check, which runs before decryption, may be the one that refuses it.)
@@ -298,9 +432,7 @@ mod tests {
         flush(&socket, &mut stranger, origin, client).await;
         let deadline = Instant::now() + WAIT;
         loop {
-            let (reply, answer) = oneshot::channel();
-            assert!(link.command(UdpCommand::Stats(reply)));
-            let (snapshot, _) = tokio::time::timeout(WAIT, answer).await.expect("in time").expect("answered");
+            let snapshot = stats(&link).await.snapshot;
             let rejected = snapshot.received.rejected_authentication + snapshot.received.rejected_replayed;
             if rejected == 1 {
                 assert_eq!(snapshot.received.messages_delivered, 2);
@@ -320,7 +452,7 @@ mod tests {
             idle_timeout: Duration::from_millis(200),
             ..EngineConfig::default()
         };
-        let link = UdpLink::start(socket.local_addr().expect("addr"), &SECRET, CONNECTION, engine, 7, tx)
+        let link = UdpLink::start(socket.local_addr().expect("addr"), &SECRET, CONNECTION, engine, unimpaired(), 7, tx)
             .await
             .expect("start");
         assert!(link.command(UdpCommand::Probe));
@@ -331,9 +463,122 @@ mod tests {
     async fn an_invalid_engine_configuration_is_refused() {
         let (tx, _reports) = mpsc::channel(1);
         let engine = EngineConfig { send_window: 0, ..EngineConfig::default() };
-        let err = UdpLink::start("127.0.0.1:9".parse().expect("addr"), &SECRET, CONNECTION, engine, 1, tx)
-            .await
-            .expect_err("refused");
+        let server = "127.0.0.1:9".parse().expect("addr");
+        let err = UdpLink::start(server, &SECRET, CONNECTION, engine, unimpaired(), 1, tx).await.expect_err("refused");
         assert!(matches!(err, ClientError::Protocol(_)), "{err}");
+    }
+
+    fn lossy(p: f64) -> chatlab_proto::impair::ImpairmentConfig {
+        chatlab_proto::impair::ImpairmentConfig {
+            loss: chatlab_proto::impair::LossModel::Bernoulli { p },
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn outgoing_loss_drops_before_the_socket_until_it_is_switched_off() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let (tx, mut reports) = mpsc::channel(16);
+        let (settings, settings_rx) = watch::channel(Impairment { outgoing: lossy(1.0), ..Impairment::default() });
+        let link = UdpLink::start(
+            socket.local_addr().expect("addr"),
+            &SECRET,
+            CONNECTION,
+            EngineConfig::default(),
+            settings_rx,
+            7,
+            tx,
+        )
+        .await
+        .expect("start");
+        assert!(link.command(UdpCommand::Probe));
+        let deadline = Instant::now() + WAIT;
+        let dropped = loop {
+            let UdpStats { snapshot, impairment, .. } = stats(&link).await;
+            let outgoing = impairment.expect("impaired from the start").outgoing.link;
+            if outgoing.dropped_loss >= 1 {
+                assert!(snapshot.sent.pings >= 1, "the engine sent what the link dropped: {snapshot:?}");
+                assert_eq!((outgoing.offered, outgoing.delivered), (outgoing.dropped_loss, 0), "{outgoing:?}");
+                break outgoing.dropped_loss;
+            }
+            assert!(Instant::now() < deadline, "{outgoing:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+
+        settings.send_replace(Impairment::default());
+        // The setting and the commands travel on different channels: wait until the task has applied it.
+        while stats(&link).await.impairment.is_none_or(|i| i.outgoing.config != Default::default()) {
+            assert!(Instant::now() < deadline, "the reset was never applied");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(link.command(UdpCommand::Probe));
+        let origin = Instant::now();
+        let mut server = Endpoint::new(&SECRET, CONNECTION, Role::Server, EngineConfig::default(), Duration::ZERO)
+            .expect("server endpoint");
+        serve_one(&socket, &mut server, origin).await;
+        assert!(matches!(next(&mut reports).await, UdpReport::Confirmed));
+        let impairment = stats(&link).await.impairment.expect("links kept after the reset");
+        assert_eq!(impairment.outgoing.link.dropped_loss, dropped, "no drop after the reset");
+        assert!(impairment.outgoing.link.delivered >= 1);
+        assert_eq!(impairment.outgoing.config, Default::default());
+    }
+
+    #[tokio::test]
+    async fn incoming_impairment_applies_before_the_endpoint() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let (tx, mut reports) = mpsc::channel(16);
+        let (settings, settings_rx) = watch::channel(Impairment::default());
+        let link = UdpLink::start(
+            socket.local_addr().expect("addr"),
+            &SECRET,
+            CONNECTION,
+            EngineConfig::default(),
+            settings_rx,
+            7,
+            tx,
+        )
+        .await
+        .expect("start");
+        // Every datagram from the server arrives twice, the second copy 20 ms later than the first.
+        let doubled = chatlab_proto::impair::ImpairmentConfig {
+            duplicate: 1.0,
+            delay: Duration::from_millis(20),
+            ..Default::default()
+        };
+        settings.send_replace(Impairment { incoming: doubled.clone(), ..Impairment::default() });
+        let deadline = Instant::now() + WAIT;
+        while stats(&link).await.impairment.is_none() {
+            assert!(Instant::now() < deadline, "the setting was never applied");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let origin = Instant::now();
+        let mut server = Endpoint::new(&SECRET, CONNECTION, Role::Server, EngineConfig::default(), Duration::ZERO)
+            .expect("server endpoint");
+        assert!(link.command(UdpCommand::Probe));
+        let client = serve_one(&socket, &mut server, origin).await;
+        assert!(matches!(next(&mut reports).await, UdpReport::Confirmed));
+        let message = ChatMessage {
+            id: 4,
+            from: Username::parse("bob").expect("valid"),
+            to: Target::World,
+            text: "twice on the wire, once on screen".into(),
+            sent_at_ms: 0,
+        };
+        server.send(0, ChatPayload::Message(message.clone()).encode().expect("encode"), origin.elapsed()).expect("q");
+        flush(&socket, &mut server, origin, client).await;
+        assert!(matches!(next(&mut reports).await, UdpReport::Payload(ChatPayload::Message(m)) if m == message));
+
+        loop {
+            let UdpStats { snapshot, impairment, .. } = stats(&link).await;
+            let incoming = impairment.expect("impaired").incoming;
+            assert_eq!(incoming.config, doubled);
+            let refused = snapshot.received.rejected_replayed + snapshot.received.duplicate_packets;
+            if incoming.link.duplicated >= 2 && incoming.link.delivered >= 4 && refused >= 2 {
+                assert_eq!(snapshot.received.messages_delivered, 1, "the engine delivers each message once");
+                break;
+            }
+            assert!(Instant::now() < deadline, "{incoming:?} {snapshot:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }

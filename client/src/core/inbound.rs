@@ -121,6 +121,7 @@ impl Actor {
             return;
         };
         self.last_id = self.last_id.max(id);
+        self.latency.record(transport, send.started.elapsed());
         // The sender's own message may come back in a later sync; it is not news.
         self.recent.insert(id);
         let accepted = Accepted { client_msg_id, id, sent_at_ms, to: send.to, transport };

@@ -39,7 +39,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -53,8 +53,8 @@ use crate::config::ClientConfig;
 use crate::error::ClientError;
 use crate::event::{Accepted, ClientEvent, HistoryPage, SessionInfo};
 use crate::recent_ids::RecentIds;
-use crate::stats::ClientStats;
-use crate::udp::{UdpLink, UdpReport};
+use crate::stats::{ClientStats, LatencyRecorder};
+use crate::udp::{Impairment, UdpLink, UdpReport, UdpStats};
 
 use pending::Pending;
 
@@ -72,18 +72,21 @@ const INTERNAL_QUEUE: usize = 256;
 /// A reply channel for one request.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
 
-/// What a [`ClientHandle`](crate::ClientHandle) asks the core to do.
+/// What a [`ClientHandle`](crate::ClientHandle) asks the core to do. `Send::started` is when the caller asked, the
+/// start of the delivery latency; `SetImpairment` is boxed because two impairment configs are large next to the
+/// other commands, and every command moves through the queue.
 #[derive(Debug)]
 pub(crate) enum Command {
     Register { username: String, password: Password, reply: Reply<Username> },
     Login { username: String, password: Password, reply: Reply<SessionInfo> },
-    Send { to: Target, text: String, reply: Reply<Accepted> },
+    Send { to: Target, text: String, started: Instant, reply: Reply<Accepted> },
     History { target: Target, before: Option<u64>, limit: u16, reply: Reply<HistoryPage> },
     Sync { reply: Reply<usize> },
     Users { reply: Reply<Vec<Username>> },
     SetTransport { transport: Transport, reply: Reply<()> },
     Logout { reply: Reply<()> },
     Stats { reply: Reply<ClientStats> },
+    SetImpairment { impairment: Box<Impairment>, reply: Reply<()> },
     Shutdown { reply: oneshot::Sender<()> },
 }
 
@@ -182,6 +185,11 @@ pub(crate) struct Actor {
     preference: Transport,
     backoff: Backoff,
     next_stats: Option<Instant>,
+    /// The impairment of the client's own UDP traffic. Every UDP task subscribes, so a change reaches the live
+    /// session at once and every later session starts with the latest setting.
+    impairment: watch::Sender<Impairment>,
+    /// Delivery latency of every accepted message, per transport, for the client's whole life.
+    latency: LatencyRecorder,
 }
 
 impl Actor {
@@ -222,6 +230,8 @@ impl Actor {
             last_id: 0,
             recent: RecentIds::default(),
             streams: StreamMap::new(),
+            impairment: watch::Sender::new(Impairment::default()),
+            latency: LatencyRecorder::default(),
         };
         actor.install(established);
         tokio::spawn(actor.run())
@@ -353,15 +363,17 @@ impl Actor {
             .and_then(|session| session.udp.as_ref())
             .is_some_and(|udp| udp.command(crate::udp::UdpCommand::Stats(reply)));
         let timeout = self.config.request_timeout;
+        let latency = self.latency.stats();
         tokio::spawn(async move {
-            let (udp, udp_rtt_history) = match asked {
-                true => match tokio::time::timeout(timeout, answer).await {
-                    Ok(Ok((snapshot, history))) => (Some(snapshot), history),
-                    _ => (None, Vec::new()),
-                },
-                false => (None, Vec::new()),
+            let udp = match asked {
+                true => tokio::time::timeout(timeout, answer).await.ok().and_then(Result::ok),
+                false => None,
             };
-            deliver(ClientStats { transport, udp, udp_rtt_history, tcp });
+            let (udp, udp_rtt_history, impairment) = match udp {
+                Some(UdpStats { snapshot, rtt_history, impairment }) => (Some(snapshot), rtt_history, impairment),
+                None => (None, Vec::new(), None),
+            };
+            deliver(ClientStats { transport, udp, udp_rtt_history, tcp, latency, impairment });
         });
     }
 

@@ -87,6 +87,8 @@ pub(super) struct PendingSend {
     pub text: String,
     pub state: SendState,
     pub deadline: Instant,
+    /// When the caller asked to send: the start of the delivery latency.
+    pub started: Instant,
 }
 
 /// Everything in flight.
@@ -197,7 +199,15 @@ mod tests {
 
     fn send(deadline: Instant) -> (PendingSend, oneshot::Receiver<Result<Accepted, ClientError>>) {
         let (reply, rx) = oneshot::channel();
-        (PendingSend { reply, to: Target::World, text: "hi".into(), state: SendState::Held, deadline }, rx)
+        let send = PendingSend {
+            reply,
+            to: Target::World,
+            text: "hi".into(),
+            state: SendState::Held,
+            deadline,
+            started: Instant::now(),
+        };
+        (send, rx)
     }
 
     #[tokio::test]

@@ -25,7 +25,7 @@ impl Actor {
         match command {
             Command::Register { username, password, reply } => self.register(username, password, reply).await,
             Command::Login { username, password, reply } => self.login(username, password, reply).await,
-            Command::Send { to, text, reply } => self.send_chat(to, text, reply).await,
+            Command::Send { to, text, started, reply } => self.send_chat(to, text, started, reply).await,
             Command::History { target, before, limit, reply } => self.history(target, before, limit, reply).await,
             Command::Sync { reply } => match self.session_check() {
                 Ok(()) => self.start_sync(SyncOrigin::User(reply)).await,
@@ -42,6 +42,13 @@ impl Actor {
             }
             Command::Logout { reply } => self.logout(reply).await,
             Command::Stats { reply } => self.collect_stats(move |stats| drop(reply.send(Ok(stats)))),
+            Command::SetImpairment { impairment, reply } => {
+                let result = impairment.validate().map(|()| {
+                    // Replaced even with no UDP task listening: the next session starts with it.
+                    self.impairment.send_replace(*impairment);
+                });
+                let _ = reply.send(result);
+            }
             // Handled by the event loop before it gets here.
             Command::Shutdown { reply } => drop(reply.send(())),
         }
@@ -115,7 +122,7 @@ impl Actor {
         let _ = self.send_control(&ClientMessage::Logout).await;
     }
 
-    async fn send_chat(&mut self, to: Target, text: String, reply: Reply<Accepted>) {
+    async fn send_chat(&mut self, to: Target, text: String, started: Instant, reply: Reply<Accepted>) {
         let checked = self.session_check().and_then(|()| {
             let max = self.session.as_ref().map_or(0, |session| session.max_text_bytes);
             let text = normalize_text(&text);
@@ -137,7 +144,7 @@ impl Actor {
         let client_msg_id = self.next_client_msg_id;
         self.next_client_msg_id = self.next_client_msg_id.wrapping_add(1);
         let deadline = self.deadline();
-        self.pending.sends.insert(client_msg_id, PendingSend { reply, to, text, state, deadline });
+        self.pending.sends.insert(client_msg_id, PendingSend { reply, to, text, state, deadline, started });
         if let SendState::Sent(transport) = state {
             self.dispatch(client_msg_id, transport).await;
         }

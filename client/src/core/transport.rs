@@ -44,6 +44,7 @@ impl Actor {
                 &session.key_material,
                 session.connection_id,
                 self.config.engine.clone(),
+                self.impairment.subscribe(),
                 self.udp_generation,
                 self.udp_tx.clone(),
             )

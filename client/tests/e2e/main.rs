@@ -5,6 +5,7 @@
 
 mod chat;
 mod durability;
+mod impairment;
 mod support;
 mod trust;
 mod wire;

@@ -8,6 +8,7 @@ mod cli;
 mod connect;
 mod fake_server;
 mod fallback;
+mod impairment;
 mod reconnect;
 mod support;
 mod wire;
