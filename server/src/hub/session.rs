@@ -257,18 +257,18 @@ impl Session {
         }
     }
 
-    /// Answers the client's chat message: stored under `id`.
+    /// Answers the client's chat message to `conversation`: stored under `id` at `sent_at_ms`.
     pub fn answer_accepted(
         &mut self,
         origin: Transport,
         client_msg_id: u64,
-        message: &ChatMessage,
+        (id, sent_at_ms): (MessageId, i64),
+        conversation: &Target,
         now: Duration,
     ) -> Result<(), TooSlow> {
-        let (id, sent_at_ms) = (message.id, message.sent_at_ms);
         match origin {
             Transport::Udp => match (ChatPayload::Accepted { client_msg_id, id, sent_at_ms }).encode() {
-                Ok(bytes) => self.datagram(&message.to, bytes, None, now),
+                Ok(bytes) => self.datagram(conversation, bytes, None, now),
                 Err(error) => {
                     tracing::error!(%error, "could not encode an acceptance");
                     Ok(())
@@ -371,13 +371,13 @@ mod tests {
     fn answers_use_the_origin_transport() {
         let (mut s, mut rx, _kill) = session(8, 8);
         let m = msg(4, "bob", Target::World);
-        s.answer_accepted(Transport::Tcp, 7, &m, Duration::ZERO).unwrap();
+        s.answer_accepted(Transport::Tcp, 7, (m.id, m.sent_at_ms), &m.to, Duration::ZERO).unwrap();
         let refusal = Refusal::new(ErrorCode::FloodLimited, "slow down");
         s.answer_rejected(Transport::Tcp, 8, &Target::World, &refusal, Duration::ZERO).unwrap();
         assert_eq!(rx.try_recv().unwrap(), ServerMessage::ChatAccepted { client_msg_id: 7, id: 4, sent_at_ms: 5 });
         assert!(matches!(rx.try_recv().unwrap(), ServerMessage::ChatRejected { client_msg_id: 8, .. }));
         // Over UDP the answers enter the engine even while pushes still go over TCP.
-        s.answer_accepted(Transport::Udp, 9, &m, Duration::ZERO).unwrap();
+        s.answer_accepted(Transport::Udp, 9, (m.id, m.sent_at_ms), &m.to, Duration::ZERO).unwrap();
         s.answer_rejected(Transport::Udp, 10, &Target::World, &refusal, Duration::ZERO).unwrap();
         assert_eq!(s.endpoint.engine().in_flight(), 2);
         assert!(rx.try_recv().is_err());
