@@ -205,8 +205,10 @@ impl Hub {
             HubInput::ListUsers { session, req } => self.list_users(session, req),
             HubInput::UseTransport { session, transport } => {
                 if let Some(s) = self.session_mut(session) {
-                    s.use_transport(transport);
                     tracing::debug!(user = %s.user, ?transport, "client chose its push transport");
+                    if s.use_transport(transport).is_err() {
+                        self.doomed.push((session.cid, CloseReason::TooSlow));
+                    }
                 }
             }
             HubInput::Receipts { recipient, receipts } => self.route_receipts(&recipient, &receipts),
@@ -628,12 +630,15 @@ impl Hub {
         }
         let Some(s) = self.sessions.get_mut(&cid) else { return };
         s.fill_window(now);
+        // While the client prefers TCP the endpoint only answers (see `session`); what it would send otherwise is
+        // dropped here, which the engine treats as loss.
+        let may_send = s.may_send_datagrams();
         loop {
             match s.endpoint.poll_datagram(now, &mut self.send_buf) {
                 Ok(true) => {
                     // Before the first datagram authenticates there is no address: the packet is dropped and the
                     // engine retransmits its content later, as after any loss.
-                    if let Some(addr) = s.udp_addr() {
+                    if let Some(addr) = s.udp_addr().filter(|_| may_send) {
                         if let Err(error) = self.udp.try_send_to(&self.send_buf, addr) {
                             self.drops.send_failed += 1;
                             tracing::trace!(%error, %addr, "datagram not sent");

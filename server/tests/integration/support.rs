@@ -587,6 +587,17 @@ impl UdpClient {
         .await
     }
 
+    /// Datagrams that arrive within `wait`, read off the socket and thrown away unopened (as if the path were dead).
+    pub async fn count_arrivals(&self, wait: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut buf = [0u8; 2048];
+        let mut count = 0;
+        while let Ok(Ok(_)) = tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf)).await {
+            count += 1;
+        }
+        count
+    }
+
     /// Keeps the engine running (answering acks) for `time`.
     pub async fn pump(&mut self, time: Duration) {
         let deadline = tokio::time::Instant::now() + time;
