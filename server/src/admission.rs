@@ -5,10 +5,14 @@
 //! - **Holding sockets.** Every TCP connection costs a file descriptor, a task and some buffers. One address may
 //!   hold at most `max_connections_per_ip` at once ([`Admission::admit`]); the count is kept by a
 //!   [`ConnectionSlot`] guard that gives its place back when the connection's task ends, however it ends.
-//! - **Guessing passwords.** Failed logins are counted per account *and* per address in token buckets
+//! - **Guessing passwords.** Login attempts are counted per account *and* per address in token buckets
 //!   ([`crate::rate_limit`]). The per-account limit stops a distributed guesser aiming at one student; the
-//!   per-address limit stops one machine trying many accounts. Only *failures* take tokens, and the check happens
-//!   before the expensive Argon2 verification, so a blocked guesser costs the server nothing.
+//!   per-address limit stops one machine trying many accounts. Every attempt **reserves** a token from both
+//!   buckets *before* the expensive Argon2 verification ([`Admission::login_reserve`]) and a successful login
+//!   gives them back ([`Admission::login_succeeded`]), so in the end only failures cost tokens. Reserving first
+//!   matters: a check that only *looked* at the bucket and took the token after the verification would let 32
+//!   parallel connections all pass the check while the first hash is still running. A blocked guesser costs the
+//!   server nothing.
 //! - **Filling the user table.** Registrations are limited per address.
 //!
 //! Addresses are compared in canonical form, so an IPv4 client reaching a dual-stack socket as `::ffff:a.b.c.d`
@@ -107,24 +111,32 @@ impl Admission {
         self.lock().connections.get(&ip.to_canonical()).copied().unwrap_or(0)
     }
 
-    /// Whether a login for `account` from `ip` may be tried now; takes no token.
-    pub fn login_allowed(&self, account: &str, ip: IpAddr, now: Instant) -> Result<(), Wait> {
+    /// Reserves a login attempt for `account` from `ip`: takes one token from the account's bucket and one from
+    /// the address's, both or neither, or says how long to wait. A failed attempt keeps them; a successful one
+    /// returns them with [`login_succeeded`](Self::login_succeeded).
+    pub fn login_reserve(&self, account: &str, ip: IpAddr, now: Instant) -> Result<(), Wait> {
         let ip = ip.to_canonical();
         let mut inner = self.lock();
         let key = account.to_owned();
-        if inner.login_by_account.allows(&key, now) && inner.login_by_ip.allows(&ip, now) {
-            return Ok(());
+        if inner.login_by_account.allows(&key, now)
+            && inner.login_by_ip.allows(&ip, now)
+            && inner.login_by_account.try_take(&key, now)
+        {
+            if inner.login_by_ip.try_take(&ip, now) {
+                return Ok(());
+            }
+            inner.login_by_account.give_back(&key, now);
         }
         let wait = inner.login_by_account.wait_secs(&key, now).max(inner.login_by_ip.wait_secs(&ip, now));
         Err(Wait(secs(wait)))
     }
 
-    /// Records a failed login: one token from the account's bucket and one from the address's.
-    pub fn login_failed(&self, account: &str, ip: IpAddr, now: Instant) {
+    /// The reserved attempt logged in (or failed for the server's own reasons): its tokens go back.
+    pub fn login_succeeded(&self, account: &str, ip: IpAddr, now: Instant) {
         let ip = ip.to_canonical();
         let mut inner = self.lock();
-        inner.login_by_account.try_take(&account.to_owned(), now);
-        inner.login_by_ip.try_take(&ip, now);
+        inner.login_by_account.give_back(&account.to_owned(), now);
+        inner.login_by_ip.give_back(&ip, now);
     }
 
     /// Takes a registration token for `ip`, or says how long to wait.
@@ -181,14 +193,13 @@ mod tests {
         let t0 = Instant::now();
         let burst = LOGIN_FAILURES_PER_ACCOUNT.capacity as usize;
         for _ in 0..burst {
-            assert_eq!(admission.login_allowed("ann", A, t0), Ok(()));
-            admission.login_failed("ann", A, t0);
+            assert_eq!(admission.login_reserve("ann", A, t0), Ok(()));
         }
-        let Err(Wait(wait)) = admission.login_allowed("ann", B, t0) else { panic!("account should be limited") };
+        let Err(Wait(wait)) = admission.login_reserve("ann", B, t0) else { panic!("account should be limited") };
         assert!(wait > Duration::ZERO);
         // Another account from another address is unaffected.
-        assert_eq!(admission.login_allowed("bob", B, t0), Ok(()));
-        assert_eq!(admission.login_allowed("ann", B, t0 + wait), Ok(()));
+        assert_eq!(admission.login_reserve("bob", B, t0), Ok(()));
+        assert_eq!(admission.login_reserve("ann", B, t0 + wait), Ok(()));
     }
 
     #[test]
@@ -197,10 +208,33 @@ mod tests {
         let t0 = Instant::now();
         let burst = LOGIN_FAILURES_PER_IP.capacity as usize;
         for n in 0..burst {
-            admission.login_failed(&format!("user{n}"), A, t0);
+            assert_eq!(admission.login_reserve(&format!("user{n}"), A, t0), Ok(()));
         }
-        assert!(admission.login_allowed("fresh", A, t0).is_err());
-        assert_eq!(admission.login_allowed("fresh", B, t0), Ok(()));
+        assert!(admission.login_reserve("fresh", A, t0).is_err());
+        assert_eq!(admission.login_reserve("fresh", B, t0), Ok(()));
+        // The refused attempt took nothing from the account "fresh": it still has its whole burst from B.
+        for _ in 1..LOGIN_FAILURES_PER_ACCOUNT.capacity as usize {
+            assert_eq!(admission.login_reserve("fresh", B, t0), Ok(()));
+        }
+    }
+
+    #[test]
+    fn login_rate_limit_bypass_reservations_count_before_the_password_check() {
+        let admission = Admission::new(1);
+        let t0 = Instant::now();
+        let burst = LOGIN_FAILURES_PER_ACCOUNT.capacity as usize;
+        // Attempts that overlap in time each hold a token while their password is being checked.
+        let reserved = (0..burst * 3).filter(|_| admission.login_reserve("ann", A, t0).is_ok()).count();
+        assert_eq!(reserved, burst);
+        // Successful logins give their tokens back, so a user who logs in often is never limited.
+        for _ in 0..burst {
+            admission.login_succeeded("ann", A, t0);
+        }
+        for _ in 0..burst * 3 {
+            assert_eq!(admission.login_reserve("bob", B, t0), Ok(()));
+            admission.login_succeeded("bob", B, t0);
+        }
+        assert_eq!(admission.login_reserve("ann", A, t0), Ok(()));
     }
 
     #[test]

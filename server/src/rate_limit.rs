@@ -72,6 +72,12 @@ impl TokenBucket {
         }
     }
 
+    /// Returns a token taken for an action that turned out not to count (capped at the capacity).
+    pub fn give_back(&mut self, now: Instant) {
+        self.refill(now);
+        self.tokens = (self.tokens + 1.0).min(self.shape.capacity);
+    }
+
     fn is_full(&mut self, now: Instant) -> bool {
         self.refill(now);
         self.tokens >= self.shape.capacity
@@ -91,26 +97,40 @@ impl<K: Eq + Hash + Clone> KeyedBuckets<K> {
         Self { shape, max_keys, buckets: HashMap::new() }
     }
 
-    /// Whether `key` may act now, without taking a token (e.g. before an expensive password check).
+    /// Whether `key` may act now, without taking a token. A new key is allowed only if there is room to track
+    /// it: with the map full of buckets that still carry information, the answer is no (fail closed), exactly as
+    /// [`try_take`](Self::try_take) would answer.
     pub fn allows(&mut self, key: &K, now: Instant) -> bool {
         match self.buckets.get_mut(key) {
             Some(bucket) => bucket.has_token(now),
-            None => true,
+            None => self.has_room(now),
         }
+    }
+
+    /// Whether a new key fits, after forgetting the buckets that have refilled completely.
+    fn has_room(&mut self, now: Instant) -> bool {
+        if self.buckets.len() >= self.max_keys {
+            self.buckets.retain(|_, b| !b.is_full(now));
+        }
+        self.buckets.len() < self.max_keys
     }
 
     /// Takes a token for `key`; false when its bucket is empty or no room is left for a new key.
     pub fn try_take(&mut self, key: &K, now: Instant) -> bool {
         if !self.buckets.contains_key(key) {
-            if self.buckets.len() >= self.max_keys {
-                self.buckets.retain(|_, b| !b.is_full(now));
-            }
-            if self.buckets.len() >= self.max_keys {
+            if !self.has_room(now) {
                 return false;
             }
             self.buckets.insert(key.clone(), TokenBucket::new(self.shape, now));
         }
         self.buckets.get_mut(key).is_some_and(|b| b.try_take(now))
+    }
+
+    /// Returns a token taken for `key` (see [`TokenBucket::give_back`]); nothing happens for an unknown key.
+    pub fn give_back(&mut self, key: &K, now: Instant) {
+        if let Some(bucket) = self.buckets.get_mut(key) {
+            bucket.give_back(now);
+        }
     }
 
     /// Seconds until `key` may act again.
@@ -180,6 +200,31 @@ mod tests {
         assert!(!k.try_take(&3, t0));
         // A second later both have refilled and carry no information: they are forgotten to make room.
         assert!(k.try_take(&3, t0 + Duration::from_secs(1)));
+        assert_eq!(k.len(), 1);
+    }
+
+    #[test]
+    fn login_rate_limit_bypass_full_map_fails_closed_in_allows() {
+        let t0 = Instant::now();
+        let mut k = KeyedBuckets::new(BucketShape { capacity: 1.0, refill_per_sec: 1.0 }, 1);
+        assert!(k.try_take(&1, t0));
+        // The only slot holds an empty bucket: a new key must not slip through the check.
+        assert!(!k.allows(&2, t0));
+        assert!(k.allows(&2, t0 + Duration::from_secs(1)), "once the bucket refilled it is forgotten");
+    }
+
+    #[test]
+    fn given_back_tokens_never_exceed_the_capacity() {
+        let t0 = Instant::now();
+        let mut k = KeyedBuckets::new(BucketShape { capacity: 2.0, refill_per_sec: 0.001 }, 4);
+        assert!(k.try_take(&"a", t0) && k.try_take(&"a", t0));
+        assert!(!k.try_take(&"a", t0));
+        k.give_back(&"a", t0);
+        k.give_back(&"a", t0);
+        k.give_back(&"a", t0);
+        k.give_back(&"unknown", t0);
+        assert!(k.try_take(&"a", t0) && k.try_take(&"a", t0));
+        assert!(!k.try_take(&"a", t0), "three returns still make only two tokens");
         assert_eq!(k.len(), 1);
     }
 }

@@ -87,7 +87,9 @@ impl Connection {
         };
         let ip = self.peer.ip();
         let admission = Arc::clone(&self.context.admission);
-        if let Err(Wait(wait)) = admission.login_allowed(name.as_str(), ip, Instant::now()) {
+        // Reserve the attempt before the password check, so parallel attempts cannot all pass a check that only
+        // looked at the bucket; a successful login gives the tokens back below.
+        if let Err(Wait(wait)) = admission.login_reserve(name.as_str(), ip, Instant::now()) {
             self.refuse(
                 None,
                 ErrorCode::LoginRateLimited,
@@ -114,12 +116,16 @@ impl Connection {
         let record = match verified {
             Ok(Some(record)) => record,
             Ok(None) => {
-                admission.login_failed(name.as_str(), ip, Instant::now());
                 self.refuse(None, ErrorCode::BadCredentials, "unknown user name or wrong password");
                 return Ok(());
             }
-            Err(error) => return self.internal("could not check a password", &error),
+            Err(error) => {
+                // Not the client's failure: the attempt does not count.
+                admission.login_succeeded(name.as_str(), ip, Instant::now());
+                return self.internal("could not check a password", &error);
+            }
         };
+        admission.login_succeeded(name.as_str(), ip, Instant::now());
         self.open_session(name, record).await
     }
 

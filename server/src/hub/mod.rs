@@ -40,6 +40,7 @@
 //! 200 would produce 200 receipts for its sender, which no interface can show usefully and which would multiply
 //! the fan-out traffic; the storage keeps no per-reader state for them either.
 
+pub mod dedup;
 pub mod input;
 pub mod session;
 pub mod timers;
@@ -58,6 +59,7 @@ use chatlab_proto::limits::MAX_DATAGRAM_BYTES;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use self::dedup::{Dedup, Seen, Waiter, fingerprint};
 use self::input::{ChatOutcome, ChatRequest, CloseReason, HubInput, LoginRequest, Refusal, SessionRef};
 use self::session::{NewSession, Session};
 use self::timers::Timers;
@@ -129,6 +131,7 @@ pub struct Hub {
     drops: DropCounters,
     shutting_down: bool,
     send_buf: Vec<u8>,
+    dedup: Dedup,
 }
 
 impl Hub {
@@ -148,6 +151,7 @@ impl Hub {
             drops: DropCounters::default(),
             shutting_down: false,
             send_buf: Vec::with_capacity(MAX_DATAGRAM_BYTES),
+            dedup: Dedup::new(Instant::now()),
         }
     }
 
@@ -201,8 +205,10 @@ impl Hub {
             HubInput::ListUsers { session, req } => self.list_users(session, req),
             HubInput::UseTransport { session, transport } => {
                 if let Some(s) = self.session_mut(session) {
-                    s.use_transport(transport);
                     tracing::debug!(user = %s.user, ?transport, "client chose its push transport");
+                    if s.use_transport(transport).is_err() {
+                        self.doomed.push((session.cid, CloseReason::TooSlow));
+                    }
                 }
             }
             HubInput::Receipts { recipient, receipts } => self.route_receipts(&recipient, &receipts),
@@ -281,6 +287,7 @@ impl Hub {
         entry.sessions.push(cid);
         let first = entry.sessions.len() == 1;
         tracing::info!(%user, %peer, sessions = entry.sessions.len(), "session started");
+        self.dedup.user_online(user_id, Instant::now());
         if first {
             self.presence(user_id, &user, true);
         }
@@ -334,6 +341,7 @@ impl Hub {
             }
         }
         if last {
+            self.dedup.user_offline(session.user_id, Instant::now());
             self.presence(session.user_id, &session.user, false);
         }
     }
@@ -368,6 +376,21 @@ impl Hub {
         let max_text_bytes = self.config.max_text_bytes;
         let shutting_down = self.shutting_down;
         let Some(s) = self.sessions.get_mut(&session.cid).filter(|s| s.serial == session.serial) else { return };
+        // A resend of a message already stored (or being stored) is answered, never stored twice.
+        let print = fingerprint(&to, &text);
+        let seen = self.dedup.check(s.user_id, client_msg_id, print, Waiter { session, origin });
+        if let Seen::Stored { id, sent_at_ms } = seen {
+            tracing::debug!(user = %s.user, client_msg_id, id, ?origin, "resent message answered with its stored id");
+            if s.answer_accepted(origin, client_msg_id, (id, sent_at_ms), &to, now).is_err() {
+                self.doomed.push((session.cid, CloseReason::TooSlow));
+            }
+            Self::mark_dirty(&mut self.dirty, session.cid, s);
+            return;
+        }
+        if seen == Seen::Attached {
+            tracing::debug!(user = %s.user, client_msg_id, ?origin, "resent message waits for its first copy");
+            return;
+        }
         let refusal = match validate_text_with_limit(&text, max_text_bytes) {
             Err(TextError::TooLong { len, max }) => Some(Refusal::new(
                 ErrorCode::TextTooLong,
@@ -375,6 +398,10 @@ impl Hub {
             )),
             Err(error) => Some(Refusal::new(ErrorCode::TextInvalid, error.to_string())),
             Ok(()) if shutting_down => Some(Refusal::new(ErrorCode::ServerShuttingDown, "the server is shutting down")),
+            Ok(()) if seen == Seen::Refused => Some(Refusal::new(
+                ErrorCode::FloodLimited,
+                "a message with this client_msg_id is still being stored; send it again in a moment",
+            )),
             Ok(()) if !s.flood.try_take(Instant::now()) => Some(Refusal::new(
                 ErrorCode::FloodLimited,
                 "you are sending messages too fast; wait a moment and send again",
@@ -390,7 +417,10 @@ impl Hub {
                     text,
                 };
                 match self.writer.as_ref().map(|w| w.try_send(WriteRequest::Append(request))) {
-                    Some(Ok(())) => None,
+                    Some(Ok(())) => {
+                        self.dedup.submitted(s.user_id, client_msg_id, print);
+                        None
+                    }
                     Some(Err(mpsc::error::TrySendError::Full(_))) => Some(Refusal::new(
                         ErrorCode::FloodLimited,
                         "the server is busy storing messages; wait a moment and send again",
@@ -414,27 +444,33 @@ impl Hub {
     fn complete(&mut self, outcome: ChatOutcome) {
         let now = self.now();
         let ChatOutcome { session, origin, client_msg_id, from, to, result } = outcome;
-        let committed = match result {
-            Ok(committed) => committed,
-            Err(refusal) => {
-                if let Some(s) = self.sessions.get_mut(&session.cid).filter(|s| s.serial == session.serial) {
-                    tracing::info!(user = %s.user, peer = %s.peer, code = refusal.code.as_u16(), reason = %refusal.message, "chat message refused");
-                    if s.answer_rejected(origin, client_msg_id, &to, &refusal, now).is_err() {
-                        self.doomed.push((session.cid, CloseReason::TooSlow));
-                    }
-                    Self::mark_dirty(&mut self.dirty, session.cid, s);
-                }
-                return;
-            }
+        let stored = result.as_ref().ok().map(|c| (c.message.id, c.message.sent_at_ms));
+        let print = match &result {
+            Ok(c) => fingerprint(&c.message.to, &c.message.text),
+            Err(_) => 0,
         };
-        let message = committed.message;
-        if let Some(s) = self.sessions.get_mut(&session.cid).filter(|s| s.serial == session.serial) {
-            if s.answer_accepted(origin, client_msg_id, &message, now).is_err() {
-                self.doomed.push((session.cid, CloseReason::TooSlow));
+        // The first copy's session, then every resend that arrived while it was being stored.
+        let mut waiters = vec![Waiter { session, origin }];
+        waiters.extend(self.dedup.finished(from, client_msg_id, print, stored));
+        for waiter in waiters {
+            let cid = waiter.session.cid;
+            let Some(s) = self.sessions.get_mut(&cid).filter(|s| s.serial == waiter.session.serial) else { continue };
+            let answered = match &result {
+                Ok(_) => {
+                    stored.map_or(Ok(()), |stored| s.answer_accepted(waiter.origin, client_msg_id, stored, &to, now))
+                }
+                Err(refusal) => {
+                    tracing::info!(user = %s.user, peer = %s.peer, code = refusal.code.as_u16(), reason = %refusal.message, "chat message refused");
+                    s.answer_rejected(waiter.origin, client_msg_id, &to, refusal, now)
+                }
+            };
+            if answered.is_err() {
+                self.doomed.push((cid, CloseReason::TooSlow));
             }
-            Self::mark_dirty(&mut self.dirty, session.cid, s);
+            Self::mark_dirty(&mut self.dirty, cid, s);
         }
-        self.fan_out(&message, from, committed.recipient, session.cid, now);
+        let Ok(committed) = result else { return };
+        self.fan_out(&committed.message, from, committed.recipient, session.cid, now);
     }
 
     /// Pushes a stored message to everyone who should see it, except the session that sent it.
@@ -594,12 +630,15 @@ impl Hub {
         }
         let Some(s) = self.sessions.get_mut(&cid) else { return };
         s.fill_window(now);
+        // While the client prefers TCP the endpoint only answers (see `session`); what it would send otherwise is
+        // dropped here, which the engine treats as loss.
+        let may_send = s.may_send_datagrams();
         loop {
             match s.endpoint.poll_datagram(now, &mut self.send_buf) {
                 Ok(true) => {
                     // Before the first datagram authenticates there is no address: the packet is dropped and the
                     // engine retransmits its content later, as after any loss.
-                    if let Some(addr) = s.udp_addr() {
+                    if let Some(addr) = s.udp_addr().filter(|_| may_send) {
                         if let Err(error) = self.udp.try_send_to(&self.send_buf, addr) {
                             self.drops.send_failed += 1;
                             tracing::trace!(%error, %addr, "datagram not sent");

@@ -13,6 +13,25 @@
 //! under this session's key. A forged packet cannot redirect the session, but a client that changes networks (a
 //! laptop leaving Wi-Fi for a phone hotspot) keeps chatting, as QUIC and WireGuard allow.
 //!
+//! ## Switching to TCP loses nothing
+//!
+//! When the client asks for TCP (`UseTransport{Tcp}`), usually because UDP stopped working, some pushes may still
+//! be owed over UDP: parked in the backlog, or sent but not yet acknowledged by the client's engine. Each of them
+//! is pushed again over TCP at once ([`Session::use_transport`]); the client recognises a message it already has by
+//! its id. The endpoint itself is kept — its packet numbers and keys carry on, so a later `UseTransport{Udp}`
+//! simply continues — but while the client prefers TCP the hub only *answers* on it: it sends datagrams in a round
+//! where a datagram from the client authenticated or an answer to a UDP message was queued, and stays silent
+//! otherwise ([`Session::may_send_datagrams`]), so the engine's retransmissions and keepalives stop hammering a
+//! path the client gave up on.
+//!
+//! ## Receipts
+//!
+//! A private message pushed over UDP counts as delivered when the recipient's *engine* acknowledges it: the
+//! acknowledgement is sent by the client's engine after the message was decrypted and stored in its receive
+//! buffer, so the client really has it. A copy pushed again over TCP after a switch is confirmed by the client's
+//! `Received` instead, whichever comes first; storage marks a message delivered only once, so there is only ever
+//! one receipt.
+//!
 //! ## Back-pressure
 //!
 //! Neither path may grow without bound. The control queue holds [`CONTROL_QUEUE_DEPTH`] messages; the engine's
@@ -43,12 +62,29 @@ use crate::storage::{MessageId, UserId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooSlow;
 
+/// A push that can be made again over TCP if UDP is abandoned before the client acknowledged it.
+#[derive(Debug, Clone, PartialEq)]
+enum Repush {
+    Message(ChatMessage),
+    Receipt { id: MessageId, to: Username },
+}
+
+impl Repush {
+    fn into_control(self) -> ServerMessage {
+        match self {
+            Repush::Message(message) => ServerMessage::Chat(message),
+            Repush::Receipt { id, to } => ServerMessage::Receipt { id, to },
+        }
+    }
+}
+
 /// A message waiting for room in the send window.
 #[derive(Debug)]
 struct Queued {
     stream: u32,
     bytes: Vec<u8>,
     receipt_for: Option<MessageId>,
+    repush: Option<Repush>,
 }
 
 /// The hub's state of one session.
@@ -79,7 +115,12 @@ pub struct Session {
     /// Private messages pushed over UDP to their recipient, by (stream, seq): the engine's acknowledgement of one
     /// is the delivery receipt. Bounded by the send window plus the backlog.
     awaiting_ack: HashMap<(u32, u64), MessageId>,
+    /// Pushes sent over UDP and not yet acknowledged, by (stream, seq), to push again over TCP on a switch.
+    /// Bounded by the send window.
+    unacked: HashMap<(u32, u64), Repush>,
     backlog: VecDeque<Queued>,
+    /// Whether something happened this round that the endpoint should answer even while pushes use TCP.
+    udp_news: bool,
 }
 
 /// What a new session starts from.
@@ -122,7 +163,9 @@ impl Session {
             preferred: Transport::Udp,
             streams: StreamMap::new(),
             awaiting_ack: HashMap::new(),
+            unacked: HashMap::new(),
             backlog: VecDeque::new(),
+            udp_news: false,
         }
     }
 
@@ -143,6 +186,7 @@ impl Session {
     /// Records the source of a datagram that authenticated. Returns the previous address when it changed.
     pub fn on_authenticated_datagram(&mut self, from: SocketAddr) -> Option<Option<SocketAddr>> {
         self.udp_confirmed = true;
+        self.udp_news = true;
         if self.udp_addr == Some(from) {
             return None;
         }
@@ -150,12 +194,46 @@ impl Session {
     }
 
     /// The client's `UseTransport`. Switching to UDP waits for a fresh authenticated datagram, because the address
-    /// last seen may be stale (the client switched away from UDP for a reason).
-    pub fn use_transport(&mut self, transport: Transport) {
+    /// last seen may be stale (the client switched away from UDP for a reason). Switching to TCP pushes again,
+    /// over TCP, everything still owed over UDP; [`TooSlow`] if the control queue cannot take it.
+    pub fn use_transport(&mut self, transport: Transport) -> Result<(), TooSlow> {
         self.preferred = transport;
-        if transport == Transport::Udp {
-            self.udp_confirmed = false;
+        match transport {
+            Transport::Udp => {
+                self.udp_confirmed = false;
+                Ok(())
+            }
+            Transport::Tcp => self.repush_over_tcp(),
         }
+    }
+
+    /// Moves every push still owed over UDP to the control queue: first those in the send window (oldest first
+    /// per conversation), then those in the backlog. Answers to the client's UDP messages stay on UDP: they
+    /// follow the transport their message came on, and the client resends an unanswered message anyway.
+    fn repush_over_tcp(&mut self) -> Result<(), TooSlow> {
+        let mut in_flight: Vec<((u32, u64), Repush)> = self.unacked.drain().collect();
+        in_flight.sort_by_key(|(key, _)| *key);
+        let mut owed: Vec<Repush> = in_flight.into_iter().map(|(_, push)| push).collect();
+        let mut answers = VecDeque::new();
+        for queued in self.backlog.drain(..) {
+            match queued.repush {
+                Some(push) => owed.push(push),
+                None => answers.push_back(queued),
+            }
+        }
+        self.backlog = answers;
+        if !owed.is_empty() {
+            tracing::debug!(user = %self.user, pushes = owed.len(), "pushes owed over UDP moved to TCP");
+        }
+        owed.into_iter().try_for_each(|push| self.control(push.into_control()))
+    }
+
+    /// Whether the endpoint may send datagrams this round: always while pushes use UDP; while they use TCP only to
+    /// answer something from this round (a datagram from the client, an answer to a UDP message). Clears the
+    /// round's news.
+    pub fn may_send_datagrams(&mut self) -> bool {
+        let news = std::mem::take(&mut self.udp_news);
+        news || self.push_transport() == Transport::Udp
     }
 
     /// Queues a control message; [`TooSlow`] when the queue is full. A closed queue (the connection just ended) is
@@ -179,17 +257,20 @@ impl Session {
         conversation: &Target,
         bytes: Vec<u8>,
         receipt_for: Option<MessageId>,
+        repush: Option<Repush>,
         now: Duration,
     ) -> Result<(), TooSlow> {
         let stream = self.streams.stream_for(conversation);
+        self.udp_news = true;
+        let queued = Queued { stream, bytes, receipt_for, repush };
         if !self.backlog.is_empty() || !self.endpoint.engine().can_send() {
             if self.backlog.len() >= UDP_BACKLOG_DEPTH {
                 return Err(TooSlow);
             }
-            self.backlog.push_back(Queued { stream, bytes, receipt_for });
+            self.backlog.push_back(queued);
             return Ok(());
         }
-        self.send_now(Queued { stream, bytes, receipt_for }, now)
+        self.send_now(queued, now)
     }
 
     fn send_now(&mut self, queued: Queued, now: Duration) -> Result<(), TooSlow> {
@@ -197,6 +278,9 @@ impl Session {
             Ok(seq) => {
                 if let Some(id) = queued.receipt_for {
                     self.awaiting_ack.insert((queued.stream, seq), id);
+                }
+                if let Some(push) = queued.repush {
+                    self.unacked.insert((queued.stream, seq), push);
                 }
                 Ok(())
             }
@@ -221,6 +305,7 @@ impl Session {
 
     /// The message id whose delivery the acknowledgement of `(stream, seq)` confirms, if it was one.
     pub fn take_acked(&mut self, stream: u32, seq: u64) -> Option<MessageId> {
+        self.unacked.remove(&(stream, seq));
         self.awaiting_ack.remove(&(stream, seq))
     }
 
@@ -237,7 +322,8 @@ impl Session {
                 // Only the recipient's own acknowledgement makes a private message "delivered".
                 let receipt_for = (message.to == Target::User(self.user.clone())).then_some(message.id);
                 let conversation = message.conversation(&self.user);
-                self.datagram(&conversation, bytes.to_vec(), receipt_for, now)
+                let repush = Some(Repush::Message(message.clone()));
+                self.datagram(&conversation, bytes.to_vec(), receipt_for, repush, now)
             }
             _ => self.control(ServerMessage::Chat(message.clone())),
         }
@@ -247,7 +333,10 @@ impl Session {
     pub fn deliver_receipt(&mut self, id: MessageId, to: &Username, now: Duration) -> Result<(), TooSlow> {
         match self.push_transport() {
             Transport::Udp => match (ChatPayload::Receipt { id, to: to.clone() }).encode() {
-                Ok(bytes) => self.datagram(&Target::User(to.clone()), bytes, None, now),
+                Ok(bytes) => {
+                    let repush = Some(Repush::Receipt { id, to: to.clone() });
+                    self.datagram(&Target::User(to.clone()), bytes, None, repush, now)
+                }
                 Err(error) => {
                     tracing::error!(%error, "could not encode a receipt");
                     Ok(())
@@ -257,18 +346,18 @@ impl Session {
         }
     }
 
-    /// Answers the client's chat message: stored under `id`.
+    /// Answers the client's chat message to `conversation`: stored under `id` at `sent_at_ms`.
     pub fn answer_accepted(
         &mut self,
         origin: Transport,
         client_msg_id: u64,
-        message: &ChatMessage,
+        (id, sent_at_ms): (MessageId, i64),
+        conversation: &Target,
         now: Duration,
     ) -> Result<(), TooSlow> {
-        let (id, sent_at_ms) = (message.id, message.sent_at_ms);
         match origin {
             Transport::Udp => match (ChatPayload::Accepted { client_msg_id, id, sent_at_ms }).encode() {
-                Ok(bytes) => self.datagram(&message.to, bytes, None, now),
+                Ok(bytes) => self.datagram(conversation, bytes, None, None, now),
                 Err(error) => {
                     tracing::error!(%error, "could not encode an acceptance");
                     Ok(())
@@ -290,7 +379,7 @@ impl Session {
         let (code, message) = (refusal.code, refusal.message.clone());
         match origin {
             Transport::Udp => match (ChatPayload::Rejected { client_msg_id, code, message }).encode() {
-                Ok(bytes) => self.datagram(to, bytes, None, now),
+                Ok(bytes) => self.datagram(to, bytes, None, None, now),
                 Err(error) => {
                     tracing::error!(%error, "could not encode a rejection");
                     Ok(())
@@ -346,9 +435,9 @@ mod tests {
         assert_eq!(s.on_authenticated_datagram(a), Some(None));
         assert_eq!(s.on_authenticated_datagram(a), None);
         assert_eq!(s.push_transport(), Transport::Udp);
-        s.use_transport(Transport::Tcp);
+        s.use_transport(Transport::Tcp).unwrap();
         assert_eq!(s.push_transport(), Transport::Tcp);
-        s.use_transport(Transport::Udp);
+        s.use_transport(Transport::Udp).unwrap();
         assert_eq!(s.push_transport(), Transport::Tcp, "waits for a fresh datagram");
         assert_eq!(s.on_authenticated_datagram(b), Some(Some(a)));
         assert_eq!((s.push_transport(), s.udp_addr()), (Transport::Udp, Some(b)));
@@ -371,13 +460,13 @@ mod tests {
     fn answers_use_the_origin_transport() {
         let (mut s, mut rx, _kill) = session(8, 8);
         let m = msg(4, "bob", Target::World);
-        s.answer_accepted(Transport::Tcp, 7, &m, Duration::ZERO).unwrap();
+        s.answer_accepted(Transport::Tcp, 7, (m.id, m.sent_at_ms), &m.to, Duration::ZERO).unwrap();
         let refusal = Refusal::new(ErrorCode::FloodLimited, "slow down");
         s.answer_rejected(Transport::Tcp, 8, &Target::World, &refusal, Duration::ZERO).unwrap();
         assert_eq!(rx.try_recv().unwrap(), ServerMessage::ChatAccepted { client_msg_id: 7, id: 4, sent_at_ms: 5 });
         assert!(matches!(rx.try_recv().unwrap(), ServerMessage::ChatRejected { client_msg_id: 8, .. }));
         // Over UDP the answers enter the engine even while pushes still go over TCP.
-        s.answer_accepted(Transport::Udp, 9, &m, Duration::ZERO).unwrap();
+        s.answer_accepted(Transport::Udp, 9, (m.id, m.sent_at_ms), &m.to, Duration::ZERO).unwrap();
         s.answer_rejected(Transport::Udp, 10, &Target::World, &refusal, Duration::ZERO).unwrap();
         assert_eq!(s.endpoint.engine().in_flight(), 2);
         assert!(rx.try_recv().is_err());
@@ -448,6 +537,55 @@ mod tests {
             s.deliver_message(&m, Some(&bytes), Duration::ZERO).unwrap();
         }
         assert_eq!(s.deliver_message(&m, Some(&bytes), Duration::ZERO), Err(TooSlow));
+    }
+
+    #[test]
+    fn messages_stranded_in_the_udp_engine_are_pushed_again_over_tcp() {
+        let (mut s, mut rx, _kill) = session(1, 16);
+        s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
+        let t = Duration::ZERO;
+        let private = msg(11, "ann", Target::User(name("bob")));
+        let world = msg(12, "ann", Target::World);
+        for m in [&private, &world] {
+            let bytes = ChatPayload::Message(m.clone()).encode().unwrap();
+            s.deliver_message(m, Some(&bytes), t).unwrap();
+        }
+        s.deliver_receipt(3, &name("ann"), t).unwrap();
+        let answer = msg(13, "bob", Target::World);
+        s.answer_accepted(Transport::Udp, 99, (answer.id, answer.sent_at_ms), &answer.to, t).unwrap();
+        assert_eq!((s.unacked.len(), s.backlog.len()), (1, 3), "window of one: one in flight, three parked");
+        assert!(s.may_send_datagrams());
+        assert!(rx.try_recv().is_err(), "nothing on TCP yet");
+
+        s.use_transport(Transport::Tcp).unwrap();
+        let moved: Vec<ServerMessage> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+        assert_eq!(
+            moved,
+            vec![
+                ServerMessage::Chat(private),
+                ServerMessage::Chat(world),
+                ServerMessage::Receipt { id: 3, to: name("ann") }
+            ]
+        );
+        assert!(s.unacked.is_empty());
+        assert_eq!(s.backlog.len(), 1, "the answer to a UDP message stays on UDP");
+        assert_eq!(s.awaiting_ack.len(), 1, "an acknowledgement of the UDP copy still counts as delivery");
+        // While pushes use TCP, the endpoint only answers: silent unless something new happened this round.
+        assert!(!s.may_send_datagrams());
+        s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
+        assert!(s.may_send_datagrams() && !s.may_send_datagrams());
+    }
+
+    #[test]
+    fn repushing_into_a_full_control_queue_is_too_slow() {
+        let (mut s, _rx, _kill) = session(1, 1);
+        s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
+        for id in 1..=2 {
+            let m = msg(id, "ann", Target::World);
+            let bytes = ChatPayload::Message(m.clone()).encode().unwrap();
+            s.deliver_message(&m, Some(&bytes), Duration::ZERO).unwrap();
+        }
+        assert_eq!(s.use_transport(Transport::Tcp), Err(TooSlow));
     }
 
     #[tokio::test]

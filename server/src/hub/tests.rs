@@ -1,6 +1,7 @@
 //! The hub's handlers, driven directly: inputs in, session queues and writer requests out.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chatlab_proto::chat::{ChatMessage, Target, Username};
@@ -71,10 +72,20 @@ fn login(rig: &mut Rig, user: &str, user_id: i64, depth: usize) -> Member {
     Member { session, queue, kill }
 }
 
+/// A fresh client id for every message, as real clients do (equal ids with equal texts are resends).
+fn next_client_msg_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 fn chat(rig: &mut Rig, member: &Member, text: &str) {
+    chat_with_id(rig, member, next_client_msg_id(), text);
+}
+
+fn chat_with_id(rig: &mut Rig, member: &Member, client_msg_id: u64, text: &str) {
     rig.hub.handle_input(HubInput::Chat {
         session: member.session,
-        client_msg_id: 1,
+        client_msg_id,
         to: Target::World,
         text: text.into(),
     });
@@ -303,4 +314,43 @@ fn engine_keepalive_stays_below_the_idle_timeout() {
     let short = HubConfig::engine_for_idle_timeout(Duration::from_millis(600));
     assert_eq!(short.keepalive, Duration::from_millis(200));
     short.validate().unwrap();
+}
+
+#[tokio::test]
+async fn duplicate_storage_on_resend_is_prevented_in_flight_and_after_commit() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 16);
+    let mut ann2 = login(&mut rig, "ann", 1, 16);
+    let mut bob = login(&mut rig, "bob", 2, 16);
+    for m in [&mut ann, &mut ann2, &mut bob] {
+        m.drain();
+    }
+    // The first copy goes to the writer; a resend from the user's other connection before the commit waits for it.
+    chat_with_id(&mut rig, &ann, 77, "once");
+    chat_with_id(&mut rig, &ann2, 77, "once");
+    let Ok(WriteRequest::Append(request)) = rig.writer.try_recv() else { panic!("the first copy is stored") };
+    assert!(rig.writer.try_recv().is_err(), "the resend is not stored again");
+    assert!(ann2.drain().is_empty(), "no answer before the commit");
+    let message = ChatMessage { id: 30, from: name("ann"), to: Target::World, text: request.text, sent_at_ms: 9 };
+    rig.hub.handle_input(HubInput::Committed(vec![ChatOutcome {
+        session: ann.session,
+        origin: Transport::Tcp,
+        client_msg_id: 77,
+        from: 1,
+        to: Target::World,
+        result: Ok(Committed { message, recipient: None }),
+    }]));
+    rig.hub.service_dirty();
+    let accepted = ServerMessage::ChatAccepted { client_msg_id: 77, id: 30, sent_at_ms: 9 };
+    assert_eq!(ann.drain(), vec![accepted.clone()]);
+    let seen = ann2.drain();
+    assert!(seen.contains(&accepted), "{seen:?}");
+    assert_eq!(bob.drain().iter().filter(|m| matches!(m, ServerMessage::Chat(m) if m.id == 30)).count(), 1);
+    // A resend after the commit is answered at once with the stored id, and nobody gets the message again.
+    chat_with_id(&mut rig, &ann, 77, "once");
+    assert_eq!(ann.drain(), vec![accepted]);
+    assert!(rig.writer.try_recv().is_err() && bob.drain().is_empty());
+    // The same id with another text is a new message (a client that reuses ids loses nothing).
+    chat_with_id(&mut rig, &ann, 77, "another");
+    assert!(matches!(rig.writer.try_recv(), Ok(WriteRequest::Append(r)) if r.text == "another"));
 }

@@ -60,14 +60,16 @@ async fn sigkill_loses_no_acknowledged_message() {
     let mut ann = Client::user(addr, "ann").await;
     const SENT: usize = 400;
     let mut texts = HashMap::new();
+    let mut order = Vec::new();
     for n in 0..SENT {
         let client_msg_id = ann.msg_id();
+        order.push(client_msg_id);
         let text = format!("durable {n}");
         texts.insert(client_msg_id, text.clone());
         ann.send(&ClientMessage::Chat { client_msg_id, to: Target::World, text }).await;
     }
     let mut accepted = HashMap::new();
-    for client_msg_id in 1..=100u64 {
+    for &client_msg_id in order.iter().take(100) {
         accepted.insert(ann.chat_outcome(client_msg_id).await.unwrap(), client_msg_id);
     }
     // Kill while the rest may still be on their way to the disk.

@@ -180,3 +180,30 @@ async fn a_silent_connection_is_closed_after_the_login_timeout() {
     assert!(ann.chat(Target::World, "still logged in").await.is_ok());
     server.stop().await;
 }
+
+/// Many wrong-password logins at once for one account: each attempt reserves its token before the (slow) password
+/// check, so no more than the burst get to try a password at all.
+#[tokio::test]
+async fn login_rate_limit_bypass_with_concurrent_attempts() {
+    let server = TestServer::start().await;
+    drop(Client::user(server.addr, "target").await);
+    const ATTEMPTS: usize = 15;
+    let mut guessers = Vec::new();
+    for _ in 0..ATTEMPTS {
+        guessers.push(Client::connect(server.addr).await);
+    }
+    let tasks: Vec<_> = guessers
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut guesser)| tokio::spawn(async move { guesser.login("target", &format!("guess {n}")).await }))
+        .collect();
+    let mut codes = Vec::new();
+    for task in tasks {
+        codes.push(task.await.unwrap().unwrap_err());
+    }
+    let tried = codes.iter().filter(|&&c| c == ErrorCode::BadCredentials).count();
+    let limited = codes.iter().filter(|&&c| c == ErrorCode::LoginRateLimited).count();
+    assert!(tried <= LOGIN_FAILURES_PER_ACCOUNT.capacity as usize, "{codes:?}");
+    assert_eq!(tried + limited, ATTEMPTS, "{codes:?}");
+    server.stop().await;
+}

@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chatlab_proto::chat::{ChatMessage, ChatPayload, StreamMap, Target, Username};
@@ -34,6 +35,14 @@ pub const PATIENCE: Duration = Duration::from_secs(15);
 pub const QUIET: Duration = Duration::from_millis(300);
 
 pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Client message ids of every test client come from here, so that two clients of one user never send the same
+/// id (the server treats an id it has seen, with the same text, as a resend).
+static NEXT_MSG_ID_BASE: AtomicU64 = AtomicU64::new(1);
+
+fn msg_id_base() -> u64 {
+    NEXT_MSG_ID_BASE.fetch_add(1 << 32, Ordering::Relaxed)
+}
 
 /// Test configuration: fast password hashing and flood limits out of the way (tests of flood control set their own).
 pub fn config(dir: &Path) -> ServerConfig {
@@ -137,7 +146,7 @@ impl Client {
             decoder: FrameDecoder::new(),
             inbox: VecDeque::new(),
             next_req: 1,
-            next_msg_id: 1,
+            next_msg_id: msg_id_base(),
             grant: None,
             wire,
         }
@@ -475,7 +484,7 @@ impl UdpClient {
             server,
             streams: StreamMap::new(),
             delivered: VecDeque::new(),
-            next_msg_id: 1_000_000,
+            next_msg_id: msg_id_base(),
             wire: Vec::new(),
         }
     }
@@ -504,11 +513,16 @@ impl UdpClient {
     pub fn send_chat(&mut self, to: Target, text: &str) -> u64 {
         let client_msg_id = self.next_msg_id;
         self.next_msg_id += 1;
+        self.send_chat_with_id(client_msg_id, to, text);
+        client_msg_id
+    }
+
+    /// Queues a chat message under a given client id (a resend).
+    pub fn send_chat_with_id(&mut self, client_msg_id: u64, to: Target, text: &str) {
         let stream = self.streams.stream_for(&to);
         let bytes = ChatPayload::Send { client_msg_id, to, text: text.into() }.encode().unwrap();
         let now = self.now();
         self.endpoint.send(stream, bytes, now).unwrap();
-        client_msg_id
     }
 
     /// Sends what is due, then waits up to `wait` for one datagram or timer and handles it.
@@ -571,6 +585,17 @@ impl UdpClient {
             _ => None,
         })
         .await
+    }
+
+    /// Datagrams that arrive within `wait`, read off the socket and thrown away unopened (as if the path were dead).
+    pub async fn count_arrivals(&self, wait: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut buf = [0u8; 2048];
+        let mut count = 0;
+        while let Ok(Ok(_)) = tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buf)).await {
+            count += 1;
+        }
+        count
     }
 
     /// Keeps the engine running (answering acks) for `time`.
