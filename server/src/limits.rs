@@ -59,6 +59,34 @@ pub const MAX_HISTORY_PAGE: u16 = 500;
 /// pings every 10 s when idle; three missed pings end the session.
 pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Encrypted output a connection may have waiting to be written before the server stops decoding that client's
+/// requests. Every request may produce an answer (a history page is up to 64 KiB); without this cap a client that
+/// pipelines thousands of requests and reads nothing would make the server build all the answers in memory. At the
+/// cap the connection first writes what it has — which waits for the client to read — and only then decodes the
+/// next request, so a client that does not read stops being served instead of being buffered for. 256 KiB holds
+/// a few full pages plus a burst of pushes.
+pub const MAX_UNSENT_OUTPUT_BYTES: usize = 256 * 1024;
+
+/// Time a write to a client may make no progress at all before the connection is closed. A client on a congested
+/// Wi-Fi still takes some bytes every few seconds; thirty seconds without a single byte accepted means it stopped
+/// reading or vanished without closing, and the connection only holds memory and a socket.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// History pages and user lists one session may ask for: a burst of 500 (a sync at login of 250 000 messages in
+/// pages of 500), then 50 a second. Each request is a storage read of up to a frame of answer; a person scrolling
+/// asks for a few a second, a script asking in a loop is refused with `FloodLimited`.
+pub const REQUESTS_PER_SESSION: BucketShape = BucketShape { capacity: 500.0, refill_per_sec: 50.0 };
+
+/// `Received` reports one session may send: a burst of 2 000, then 1 000 a second. The client confirms every message
+/// pushed over TCP, so this follows the rate of incoming chat, which is much higher than a person's; each report
+/// costs a storage write. Reports beyond it are ignored (logged): the messages they name are confirmed by the next
+/// history sync, and an error without a request number could not be matched to anything by the client.
+pub const RECEIVED_PER_SESSION: BucketShape = BucketShape { capacity: 2000.0, refill_per_sec: 1000.0 };
+
+/// Message ids one `Received` may name; the rest are ignored (and confirmed by the next history sync). The client
+/// sends one id per report; a 64 KiB frame could otherwise name about 7 000 and make one report a large write.
+pub const MAX_RECEIVED_IDS: usize = 1024;
+
 /// Control messages queued towards one client before the server gives up on it. A client that stops reading its
 /// socket must not make the server hold an ever-growing queue; at this depth it is disconnected with a log line.
 pub const CONTROL_QUEUE_DEPTH: usize = 4096;

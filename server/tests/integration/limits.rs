@@ -7,6 +7,7 @@ use chatlab_proto::control::{ClientMessage, ErrorCode, ServerMessage};
 use chatlab_proto::limits::MAX_TEXT_BYTES;
 use chatlab_server::limits::{
     LOGIN_FAILURES_PER_ACCOUNT, MAX_FRAME_BYTES_BEFORE_LOGIN, MAX_FRAMES_BEFORE_LOGIN, REGISTRATIONS_PER_IP,
+    REQUESTS_PER_SESSION,
 };
 
 use crate::support::{Client, PASSWORD, PATIENCE, TestServer};
@@ -205,5 +206,36 @@ async fn login_rate_limit_bypass_with_concurrent_attempts() {
     let limited = codes.iter().filter(|&&c| c == ErrorCode::LoginRateLimited).count();
     assert!(tried <= LOGIN_FAILURES_PER_ACCOUNT.capacity as usize, "{codes:?}");
     assert_eq!(tried + limited, ATTEMPTS, "{codes:?}");
+    server.stop().await;
+}
+
+/// A script asking for user lists in a loop without reading the answers: past the per-session request budget each
+/// request is refused with `FloodLimited` (echoing its request number), and other sessions notice nothing.
+#[tokio::test]
+async fn a_client_that_never_reads_is_refused_past_the_request_budget() {
+    let server = TestServer::start().await;
+    let mut victim = Client::user(server.addr, "calm").await;
+    let mut other = Client::user(server.addr, "other").await;
+    let mut script = Client::user(server.addr, "script").await;
+    let budget = REQUESTS_PER_SESSION.capacity as usize;
+    let sent = budget + 200;
+    for _ in 0..sent {
+        let req = script.req();
+        script.send(&ClientMessage::ListUsers { req }).await;
+    }
+    let mut answered = 0;
+    let mut refused = 0;
+    while answered + refused < sent {
+        match script.recv().await {
+            ServerMessage::Users { more: false, .. } => answered += 1,
+            ServerMessage::Error { req: Some(_), code: ErrorCode::FloodLimited, message } => {
+                assert!(message.contains("wait"), "{message}");
+                refused += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(refused > 0 && answered >= budget, "answered {answered}, refused {refused}");
+    bystander_still_chats(&mut victim, &mut other, "still fine").await;
     server.stop().await;
 }
