@@ -41,11 +41,17 @@ pub const LOGIN_FAILURES_PER_IP: BucketShape = BucketShape { capacity: 20.0, ref
 /// Registrations per IP address: a burst of 10, then one a minute, so a script cannot fill the user table.
 pub const REGISTRATIONS_PER_IP: BucketShape = BucketShape { capacity: 10.0, refill_per_sec: 1.0 / 60.0 };
 
+/// Users whose flood buckets the hub remembers at most. A bucket is forgotten once it has refilled (it then carries
+/// no information), so this bounds only users who flooded within the last few seconds; with the map full of those,
+/// new senders are refused rather than let through unchecked.
+pub const MAX_FLOOD_USERS: usize = 100_000;
+
 /// Accounts and addresses the login limiters remember at most. Older, refilled entries are forgotten first; the
 /// bound keeps an attacker who invents names from growing the server's memory.
 pub const MAX_RATE_LIMIT_KEYS: usize = 100_000;
 
-/// Default chat flood control per session: a burst of 50 messages, then 20 a second. A person types a few messages
+/// Default chat flood control per user (shared by all their sessions, so logging out and in again does not refill
+/// it): a burst of 50 messages, then 20 a second. A person types a few messages
 /// a minute and pastes a few at once; a lab script measuring throughput raises it with `--flood-rate`.
 pub const DEFAULT_FLOOD_BURST: f64 = 50.0;
 /// See [`DEFAULT_FLOOD_BURST`].

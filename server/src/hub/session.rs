@@ -43,7 +43,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chatlab_proto::chat::{ChatMessage, ChatPayload, StreamMap, Target, Username};
 use chatlab_proto::control::{ServerMessage, Transport};
@@ -55,7 +55,6 @@ use tokio::sync::mpsc;
 
 use super::input::{CloseReason, KillSwitch, Refusal};
 use crate::limits::UDP_BACKLOG_DEPTH;
-use crate::rate_limit::{BucketShape, TokenBucket};
 use crate::storage::{MessageId, UserId};
 
 /// A session's queue is full: the client does not keep up and must be disconnected.
@@ -98,8 +97,6 @@ pub struct Session {
     pub user: Username,
     /// The TCP peer, for log lines.
     pub peer: SocketAddr,
-    /// Flood control: one token per chat message.
-    pub flood: TokenBucket,
     /// The deadline this session's entry in the timer heap stands for, if any.
     pub timer_at: Option<Duration>,
     /// Whether the session is already on the hub's list of sessions to service.
@@ -140,19 +137,16 @@ pub struct NewSession {
     pub kill: Arc<KillSwitch>,
     /// The endpoint made from the session grant.
     pub endpoint: Endpoint,
-    /// Flood-control shape.
-    pub flood: BucketShape,
 }
 
 impl Session {
     /// A session on TCP, waiting for its first datagram.
-    pub fn new(new: NewSession, now: Instant) -> Self {
+    pub fn new(new: NewSession) -> Self {
         Self {
             serial: new.serial,
             user_id: new.user_id,
             user: new.user,
             peer: new.peer,
-            flood: TokenBucket::new(new.flood, now),
             timer_at: None,
             dirty: false,
             endpoint: new.endpoint,
@@ -417,9 +411,8 @@ mod tests {
             out,
             kill,
             endpoint,
-            flood: BucketShape { capacity: 1.0, refill_per_sec: 1.0 },
         };
-        (Session::new(new, Instant::now()), rx, kill_rx)
+        (Session::new(new), rx, kill_rx)
     }
 
     fn msg(id: u64, from: &str, to: Target) -> ChatMessage {

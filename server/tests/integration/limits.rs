@@ -52,7 +52,7 @@ async fn operator_text_limit_is_announced_and_enforced() {
 }
 
 #[tokio::test]
-async fn flood_control_refuses_past_the_burst_per_session() {
+async fn flood_control_refuses_past_the_burst_per_user() {
     let server = TestServer::start_with(|c| {
         c.flood_burst = 3.0;
         c.flood_rate = 0.01;
@@ -68,7 +68,11 @@ async fn flood_control_refuses_past_the_burst_per_session() {
     let mut udp = ann.udp().await;
     udp.establish().await;
     let sent = udp.send_chat(Target::World, "over udp too");
-    assert_eq!(udp.outcome(sent).await, Err(ErrorCode::FloodLimited), "the bucket is per session, not per transport");
+    assert_eq!(udp.outcome(sent).await, Err(ErrorCode::FloodLimited), "the bucket is per user, not per transport");
+    // Logging out and in again (or opening another connection) does not refill it.
+    drop(ann);
+    let mut ann = Client::user(server.addr, "ann").await;
+    assert_eq!(ann.chat(Target::World, "fresh session?").await, Err(ErrorCode::FloodLimited));
     bystander_still_chats(&mut bob, &mut cat, "my own bucket").await;
     server.stop().await;
 }
