@@ -192,8 +192,13 @@ impl Hub {
             HubInput::Login(request) => self.login(request),
             HubInput::Logout { session, reply } => {
                 if let Some(s) = self.session_mut(session) {
-                    let _ = s.control(ServerMessage::LoggedOut);
-                    self.end_session(session.cid, EndCause::Logout);
+                    // A client whose queue is too full to take `LoggedOut` would never learn that it is logged
+                    // out; close its connection instead, which says so unambiguously.
+                    let cause = match s.control(ServerMessage::LoggedOut) {
+                        Ok(()) => EndCause::Logout,
+                        Err(_) => EndCause::Closed(CloseReason::TooSlow),
+                    };
+                    self.end_session(session.cid, cause);
                 }
                 let _ = reply.send(());
             }

@@ -375,3 +375,18 @@ async fn duplicate_storage_on_resend_is_prevented_in_flight_and_after_commit() {
     chat_with_id(&mut rig, &ann, 77, "another");
     assert!(matches!(rig.writer.try_recv(), Ok(WriteRequest::Append(r)) if r.text == "another"));
 }
+
+#[tokio::test]
+async fn logged_out_dropped_when_the_control_queue_is_full_closes_the_connection() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 16);
+    // Bob's queue holds one message, the grant, which he never reads: `LoggedOut` cannot be queued.
+    let bob = login(&mut rig, "bob", 2, 1);
+    ann.drain();
+    let (reply, answered) = oneshot::channel();
+    rig.hub.handle_input(HubInput::Logout { session: bob.session, reply });
+    answered.await.unwrap();
+    assert_eq!(bob.kill.fired().await, CloseReason::TooSlow);
+    assert!(!rig.hub.sessions.contains_key(&bob.session.cid), "the session is gone all the same");
+    assert_eq!(ann.drain(), vec![ServerMessage::Presence { user: name("bob"), online: false }]);
+}
