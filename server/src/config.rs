@@ -43,7 +43,7 @@ pub struct ServerConfig {
     pub max_text_bytes: usize,
     /// Time from connecting to logging in.
     pub login_timeout: Duration,
-    /// Silence after which a session that chats over UDP ends.
+    /// Silence after which a session that chats over UDP has its pushes moved to TCP.
     pub udp_idle_timeout: Duration,
     /// UDP port announced in the session grant instead of the server's own, for clients that must reach the
     /// datagrams through a relay or a port forward. `None`: the port the UDP socket is bound to.

@@ -61,9 +61,12 @@ pub const DEFAULT_FLOOD_RATE: f64 = 20.0;
 /// as well; 500 short messages is a screenful many times over.
 pub const MAX_HISTORY_PAGE: u16 = 500;
 
-/// Time a session may go without any UDP datagram before it is considered gone, when it chats over UDP. The client
-/// pings every 10 s when idle; three missed pings end the session.
-pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a session on UDP may go without any authenticated datagram before the server stops trusting the UDP path
+/// and moves the session's pushes (and whatever UDP still owed it) to TCP; the session itself stays. The client's
+/// engine pings every 10 s when idle and gives up on UDP after 30 s of silence, then says `UseTransport{Tcp}`;
+/// 45 s lets the client, which knows best, decide first, and leaves the server's own detection as the backstop for
+/// a client that cannot tell it.
+pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Encrypted output a connection may have waiting to be written before the server stops decoding that client's
 /// requests. Every request may produce an answer (a history page is up to 64 KiB); without this cap a client that
@@ -150,5 +153,5 @@ pub const MAX_CACHED_USER_IDS: usize = 100_000;
 pub const TIMER_HEAP_SLACK: usize = 8;
 
 /// Keepalive interval of the server's side of the datagram engine at most: it must stay below the idle timeout
-/// (the engine insists) and at most a third of it, so that two lost pings never end a live session.
+/// (the engine insists) and at most a third of it, so that two lost pings never move a live session off UDP.
 pub const UDP_KEEPALIVE_FRACTION: u32 = 3;

@@ -83,8 +83,8 @@ pub struct HubConfig {
 }
 
 impl HubConfig {
-    /// The engine settings for sessions that end after `idle` without a datagram: the engine reports the silence,
-    /// and pings at most every third of it so a live client always answers in time.
+    /// The engine settings for sessions whose UDP path counts as gone after `idle` without a datagram: the engine
+    /// reports the silence, and pings at most every third of it so a live client always answers in time.
     pub fn engine_for_idle_timeout(idle: Duration) -> EngineConfig {
         let defaults = EngineConfig::default();
         let keepalive = defaults.keepalive.min(idle / UDP_KEEPALIVE_FRACTION);
@@ -633,11 +633,16 @@ impl Hub {
         for (client_msg_id, to, text) in chats {
             self.chat(session, Transport::Udp, client_msg_id, to, text);
         }
-        if idle {
-            self.doomed.push((cid, CloseReason::UdpIdle));
-            return;
-        }
         let Some(s) = self.sessions.get_mut(&cid) else { return };
+        if idle {
+            // The UDP path went silent, but the TCP connection may be fine (a NAT forgot its mapping, a Wi-Fi
+            // dropped UDP): keep the session and move its pushes to TCP until a datagram authenticates again.
+            tracing::info!(user = %s.user, peer = %s.peer, "no datagram within the UDP idle timeout; pushing over TCP");
+            if s.udp_went_quiet().is_err() {
+                self.doomed.push((cid, CloseReason::TooSlow));
+                return;
+            }
+        }
         s.fill_window(now);
         // While the client prefers TCP the endpoint only answers (see `session`); what it would send otherwise is
         // dropped here, which the engine treats as loss.

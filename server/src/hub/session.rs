@@ -201,6 +201,14 @@ impl Session {
         }
     }
 
+    /// The engine heard nothing from the client for the idle timeout: pushes move to TCP (with everything still
+    /// owed over UDP) until a datagram authenticates again. The client's preference is kept, so its next datagram
+    /// brings the pushes back to UDP by itself.
+    pub fn udp_went_quiet(&mut self) -> Result<(), TooSlow> {
+        self.udp_confirmed = false;
+        self.repush_over_tcp()
+    }
+
     /// Moves every push still owed over UDP to the control queue: first those in the send window (oldest first
     /// per conversation), then those in the backlog. Answers to the client's UDP messages stay on UDP: they
     /// follow the transport their message came on, and the client resends an unanswered message anyway.
@@ -570,6 +578,21 @@ mod tests {
     }
 
     #[test]
+    fn udp_idle_moves_pushes_to_tcp_until_a_datagram_returns() {
+        let (mut s, mut rx, _kill) = session(8, 8);
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1000));
+        s.on_authenticated_datagram(addr);
+        let m = msg(1, "ann", Target::World);
+        let bytes = ChatPayload::Message(m.clone()).encode().unwrap();
+        s.deliver_message(&m, Some(&bytes), Duration::ZERO).unwrap();
+        s.udp_went_quiet().unwrap();
+        assert_eq!(s.push_transport(), Transport::Tcp);
+        assert_eq!(rx.try_recv().unwrap(), ServerMessage::Chat(m), "the unacknowledged push moved to TCP");
+        s.on_authenticated_datagram(addr);
+        assert_eq!(s.push_transport(), Transport::Udp, "the client's preference was kept");
+    }
+
+    #[test]
     fn repushing_into_a_full_control_queue_is_too_slow() {
         let (mut s, _rx, _kill) = session(1, 1);
         s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
@@ -585,7 +608,6 @@ mod tests {
     async fn kill_fires_the_first_reason() {
         let (mut s, _rx, kill) = session(1, 1);
         s.kill(CloseReason::TooSlow);
-        s.kill(CloseReason::UdpIdle);
         assert_eq!(kill.fired().await, CloseReason::TooSlow);
     }
 }
