@@ -6,8 +6,8 @@ use chatlab_proto::chat::Target;
 use chatlab_proto::control::{ClientMessage, ErrorCode, ServerMessage};
 use chatlab_proto::limits::MAX_TEXT_BYTES;
 use chatlab_server::limits::{
-    LOGIN_FAILURES_PER_ACCOUNT, MAX_FRAME_BYTES_BEFORE_LOGIN, MAX_FRAMES_BEFORE_LOGIN, REGISTRATIONS_PER_IP,
-    REQUESTS_PER_SESSION,
+    LOGIN_FAILURES_PER_ACCOUNT, MAX_FRAME_BYTES_BEFORE_LOGIN, MAX_FRAMES_BEFORE_LOGIN, MAX_RECEIVED_IDS,
+    REGISTRATIONS_PER_IP, REQUESTS_PER_SESSION,
 };
 
 use crate::support::{Client, PASSWORD, PATIENCE, TestServer};
@@ -241,5 +241,24 @@ async fn a_client_that_never_reads_is_refused_past_the_request_budget() {
     }
     assert!(refused > 0 && answered >= budget, "answered {answered}, refused {refused}");
     bystander_still_chats(&mut victim, &mut other, "still fine").await;
+    server.stop().await;
+}
+
+/// A `Received` naming more than `MAX_RECEIVED_IDS` ids is cut there: ids past the cap are ignored (the next sync
+/// confirms them), ids within it count.
+#[tokio::test]
+async fn a_client_that_never_reads_cannot_make_one_received_a_huge_write() {
+    let server = TestServer::start().await;
+    let mut ann = Client::user(server.addr, "ann").await;
+    let mut bob = Client::user(server.addr, "bob").await;
+    let id = ann.chat(crate::support::to_user("bob"), "confirm me").await.unwrap();
+    assert_eq!(bob.pushed().await.id, id);
+    let mut ids: Vec<u64> = (0..MAX_RECEIVED_IDS as u64).map(|n| id + 1_000_000 + n).collect();
+    ids.push(id);
+    bob.send(&ClientMessage::Received { ids }).await;
+    let receipt = |m: &ServerMessage| matches!(m, ServerMessage::Receipt { id: r, .. } if *r == id).then_some(());
+    assert!(ann.sees_within(Duration::from_millis(500), receipt).await.is_none(), "the id past the cap is ignored");
+    bob.send(&ClientMessage::Received { ids: vec![id] }).await;
+    ann.expect(receipt).await;
     server.stop().await;
 }
