@@ -31,9 +31,9 @@ pub struct ServerConfig {
     pub server_name: String,
     /// TCP connections one IP address may hold at once.
     pub max_connections_per_ip: usize,
-    /// Chat messages a session may send in one burst (token-bucket capacity).
+    /// Chat messages a user (all their sessions together) may send in one burst (token-bucket capacity).
     pub flood_burst: f64,
-    /// Chat messages per second a session may keep up (token-bucket refill rate).
+    /// Chat messages per second a user may keep up (token-bucket refill rate).
     pub flood_rate: f64,
     /// Argon2id cost of new password hashes.
     pub password_params: PasswordParams,
@@ -43,7 +43,7 @@ pub struct ServerConfig {
     pub max_text_bytes: usize,
     /// Time from connecting to logging in.
     pub login_timeout: Duration,
-    /// Silence after which a session that chats over UDP ends.
+    /// Silence after which a session that chats over UDP has its pushes moved to TCP.
     pub udp_idle_timeout: Duration,
     /// UDP port announced in the session grant instead of the server's own, for clients that must reach the
     /// datagrams through a relay or a port forward. `None`: the port the UDP socket is bound to.
@@ -111,7 +111,7 @@ impl ServerConfig {
         Ok(())
     }
 
-    /// The flood-control bucket of one session.
+    /// The flood-control bucket of one user.
     pub fn flood_shape(&self) -> BucketShape {
         BucketShape { capacity: self.flood_burst, refill_per_sec: self.flood_rate }
     }

@@ -41,11 +41,17 @@ pub const LOGIN_FAILURES_PER_IP: BucketShape = BucketShape { capacity: 20.0, ref
 /// Registrations per IP address: a burst of 10, then one a minute, so a script cannot fill the user table.
 pub const REGISTRATIONS_PER_IP: BucketShape = BucketShape { capacity: 10.0, refill_per_sec: 1.0 / 60.0 };
 
+/// Users whose flood buckets the hub remembers at most. A bucket is forgotten once it has refilled (it then carries
+/// no information), so this bounds only users who flooded within the last few seconds; with the map full of those,
+/// new senders are refused rather than let through unchecked.
+pub const MAX_FLOOD_USERS: usize = 100_000;
+
 /// Accounts and addresses the login limiters remember at most. Older, refilled entries are forgotten first; the
 /// bound keeps an attacker who invents names from growing the server's memory.
 pub const MAX_RATE_LIMIT_KEYS: usize = 100_000;
 
-/// Default chat flood control per session: a burst of 50 messages, then 20 a second. A person types a few messages
+/// Default chat flood control per user (shared by all their sessions, so logging out and in again does not refill
+/// it): a burst of 50 messages, then 20 a second. A person types a few messages
 /// a minute and pastes a few at once; a lab script measuring throughput raises it with `--flood-rate`.
 pub const DEFAULT_FLOOD_BURST: f64 = 50.0;
 /// See [`DEFAULT_FLOOD_BURST`].
@@ -55,9 +61,40 @@ pub const DEFAULT_FLOOD_RATE: f64 = 20.0;
 /// as well; 500 short messages is a screenful many times over.
 pub const MAX_HISTORY_PAGE: u16 = 500;
 
-/// Time a session may go without any UDP datagram before it is considered gone, when it chats over UDP. The client
-/// pings every 10 s when idle; three missed pings end the session.
-pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time a session on UDP may go without any authenticated datagram before the server stops trusting the UDP path
+/// and moves the session's pushes (and whatever UDP still owed it) to TCP; the session itself stays. The client's
+/// engine pings every 10 s when idle and gives up on UDP after 30 s of silence, then says `UseTransport{Tcp}`;
+/// 45 s lets the client, which knows best, decide first, and leaves the server's own detection as the backstop for
+/// a client that cannot tell it.
+pub const UDP_IDLE_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Encrypted output a connection may have waiting to be written before the server stops decoding that client's
+/// requests. Every request may produce an answer (a history page is up to 64 KiB); without this cap a client that
+/// pipelines thousands of requests and reads nothing would make the server build all the answers in memory. At the
+/// cap the connection first writes what it has — which waits for the client to read — and only then decodes the
+/// next request, so a client that does not read stops being served instead of being buffered for. 256 KiB holds
+/// a few full pages plus a burst of pushes.
+pub const MAX_UNSENT_OUTPUT_BYTES: usize = 256 * 1024;
+
+/// Time a write to a client may make no progress at all before the connection is closed. A client on a congested
+/// Wi-Fi still takes some bytes every few seconds; thirty seconds without a single byte accepted means it stopped
+/// reading or vanished without closing, and the connection only holds memory and a socket.
+pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// History pages and user lists one session may ask for: a burst of 500 (a sync at login of 250 000 messages in
+/// pages of 500), then 50 a second. Each request is a storage read of up to a frame of answer; a person scrolling
+/// asks for a few a second, a script asking in a loop is refused with `FloodLimited`.
+pub const REQUESTS_PER_SESSION: BucketShape = BucketShape { capacity: 500.0, refill_per_sec: 50.0 };
+
+/// `Received` reports one session may send: a burst of 2 000, then 1 000 a second. The client confirms every message
+/// pushed over TCP, so this follows the rate of incoming chat, which is much higher than a person's; each report
+/// costs a storage write. Reports beyond it are ignored (logged): the messages they name are confirmed by the next
+/// history sync, and an error without a request number could not be matched to anything by the client.
+pub const RECEIVED_PER_SESSION: BucketShape = BucketShape { capacity: 2000.0, refill_per_sec: 1000.0 };
+
+/// Message ids one `Received` may name; the rest are ignored (and confirmed by the next history sync). The client
+/// sends one id per report; a 64 KiB frame could otherwise name about 7 000 and make one report a large write.
+pub const MAX_RECEIVED_IDS: usize = 1024;
 
 /// Control messages queued towards one client before the server gives up on it. A client that stops reading its
 /// socket must not make the server hold an ever-growing queue; at this depth it is disconnected with a log line.
@@ -116,5 +153,5 @@ pub const MAX_CACHED_USER_IDS: usize = 100_000;
 pub const TIMER_HEAP_SLACK: usize = 8;
 
 /// Keepalive interval of the server's side of the datagram engine at most: it must stay below the idle timeout
-/// (the engine insists) and at most a third of it, so that two lost pings never end a live session.
+/// (the engine insists) and at most a third of it, so that two lost pings never move a live session off UDP.
 pub const UDP_KEEPALIVE_FRACTION: u32 = 3;

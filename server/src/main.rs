@@ -49,7 +49,7 @@ struct Args {
     #[arg(long, env = "CHATLAB_MAX_TEXT_BYTES", default_value_t = chatlab_proto::limits::MAX_TEXT_BYTES)]
     max_text_bytes: usize,
 
-    /// Seconds without a datagram after which a session chatting over UDP ends.
+    /// Seconds without a datagram after which a session chatting over UDP gets its pushes over TCP instead.
     #[arg(long, env = "CHATLAB_UDP_IDLE_TIMEOUT", default_value_t = UDP_IDLE_TIMEOUT.as_secs())]
     udp_idle_timeout_secs: u64,
 

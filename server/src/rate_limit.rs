@@ -138,6 +138,11 @@ impl<K: Eq + Hash + Clone> KeyedBuckets<K> {
         self.buckets.get_mut(key).map_or(0.0, |b| b.wait_secs(now))
     }
 
+    /// Forgets every bucket that has refilled completely: such a bucket says nothing a new one would not.
+    pub fn forget_full(&mut self, now: Instant) {
+        self.buckets.retain(|_, b| !b.is_full(now));
+    }
+
     /// Keys currently tracked.
     pub fn len(&self) -> usize {
         self.buckets.len()

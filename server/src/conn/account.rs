@@ -144,7 +144,7 @@ impl Connection {
         self.tell_hub(HubInput::Login(request)).await?;
         match answer.await {
             Ok(Ok(session)) => {
-                self.session = Some(LiveSession { session, user: name, user_id: record.id, queue });
+                self.session = Some(LiveSession::new(session, name, record.id, queue));
                 self.channel.set_logged_in(true);
                 Ok(())
             }

@@ -28,7 +28,7 @@ use chatlab_proto::noise::{HANDSHAKE_MSG1_LEN, NoiseError, Responder, StaticKeyp
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::limits::{MAX_FRAME_BYTES_BEFORE_LOGIN, READ_CHUNK_BYTES};
+use crate::limits::{MAX_FRAME_BYTES_BEFORE_LOGIN, READ_CHUNK_BYTES, WRITE_STALL_TIMEOUT};
 
 /// Why the channel failed.
 #[derive(Debug, thiserror::Error)]
@@ -149,20 +149,29 @@ impl ControlChannel {
         self.write_buf.len()
     }
 
-    /// Writes everything queued. Not safe to cancel half-way (the peer would see a cut frame), so a cancelled
-    /// flush must be followed by closing the connection.
-    pub async fn flush(&mut self) -> io::Result<()> {
-        if self.write_buf.is_empty() {
-            return Ok(());
+    /// Writes everything queued; fails with `TimedOut` when one write makes no progress for `stall` (a peer that
+    /// stopped reading fills its receive window and then every write waits). Not safe to cancel half-way (the peer
+    /// would see a cut frame), so a cancelled or failed flush must be followed by closing the connection.
+    pub async fn flush(&mut self, stall: Duration) -> io::Result<()> {
+        while !self.write_buf.is_empty() {
+            let written = match tokio::time::timeout(stall, self.stream.write(&self.write_buf)).await {
+                Ok(written) => written?,
+                Err(_) => {
+                    let message = format!("no byte written for {} s", stall.as_secs_f64());
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, message));
+                }
+            };
+            if written == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            self.write_buf.drain(..written.min(self.write_buf.len()));
         }
-        self.stream.write_all(&self.write_buf).await?;
-        self.write_buf.clear();
         Ok(())
     }
 
     /// Sends FIN after the last queued bytes, so the peer reads everything before it sees the end.
     pub async fn close(mut self) {
-        let _ = self.flush().await;
+        let _ = self.flush(WRITE_STALL_TIMEOUT).await;
         let _ = self.stream.shutdown().await;
     }
 }
@@ -210,7 +219,7 @@ mod tests {
 
         channel.queue(&ServerMessage::Pong { nonce: 7 }).unwrap();
         assert!(channel.pending() > 0);
-        channel.flush().await.unwrap();
+        channel.flush(Duration::from_secs(5)).await.unwrap();
         assert_eq!(channel.pending(), 0);
         let mut header = [0u8; 2];
         client.read_exact(&mut header).await.unwrap();
@@ -223,6 +232,28 @@ mod tests {
         assert!(matches!(channel.open(&[0u8; 40]), Err(OpenError::Noise(_))));
         channel.close().await;
         assert_eq!(client.read(&mut header).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_reads_makes_the_write_time_out() {
+        let (mut client, server) = pair().await;
+        let keypair = StaticKeypair::generate().unwrap();
+        let accept =
+            tokio::spawn(async move { ControlChannel::accept(server, &keypair, Duration::from_secs(5)).await });
+        let mut initiator = Initiator::new().unwrap();
+        client.write_all(&initiator.start().unwrap()).await.unwrap();
+        let mut msg2 = [0u8; chatlab_proto::noise::HANDSHAKE_MSG2_LEN];
+        client.read_exact(&mut msg2).await.unwrap();
+        let mut channel = accept.await.unwrap().unwrap();
+        // Far more than the socket buffers of both ends hold, and the client reads nothing of it.
+        let text = "x".repeat(60_000);
+        for _ in 0..400 {
+            let message = ServerMessage::Error { req: None, code: ErrorCode::Internal, message: text.clone() };
+            channel.queue(&message).unwrap();
+        }
+        let error = channel.flush(Duration::from_millis(200)).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert!(channel.pending() > 0, "what could not be written is still accounted for");
     }
 
     #[tokio::test]

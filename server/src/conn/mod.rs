@@ -19,6 +19,14 @@
 //! within the login timeout. Afterwards the task also forwards the hub's messages for this session (the session's
 //! control queue) to the socket, and closes at once when the hub fires the kill switch.
 //!
+//! ## A client that does not read
+//!
+//! Answers are built in this task and written by it, so a client that sends requests and never reads could make
+//! the task build answers without end. Three limits stop it: the task stops decoding requests while more than
+//! [`MAX_UNSENT_OUTPUT_BYTES`] of output wait (it writes first, which waits for the client); a write that makes no
+//! progress for [`WRITE_STALL_TIMEOUT`] closes the connection; and history and user-list requests take a token
+//! from a bucket per session ([`REQUESTS_PER_SESSION`]), refused with `FloodLimited` when it is empty.
+//!
 //! ## Errors
 //!
 //! Every refusal sends an `Error` with a stable code and writes one log line. A frame that does not decrypt ends
@@ -31,7 +39,7 @@ mod history;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chatlab_proto::chat::Username;
 use chatlab_proto::control::{ClientMessage, ErrorCode, FrameError, ServerMessage};
@@ -44,9 +52,12 @@ use self::channel::{ControlChannel, OpenError};
 use crate::admission::{Admission, ConnectionSlot};
 use crate::hub::input::{CloseReason, HubInput, KillSwitch, SessionRef};
 use crate::limits::{
-    HANDSHAKE_TIMEOUT, MAX_FRAME_BYTES_BEFORE_LOGIN, MAX_FRAMES_BEFORE_LOGIN, REFUSAL_HANDSHAKE_TIMEOUT,
+    HANDSHAKE_TIMEOUT, MAX_FRAME_BYTES_BEFORE_LOGIN, MAX_FRAMES_BEFORE_LOGIN, MAX_RECEIVED_IDS,
+    MAX_UNSENT_OUTPUT_BYTES, RECEIVED_PER_SESSION, REFUSAL_HANDSHAKE_TIMEOUT, REQUESTS_PER_SESSION,
+    WRITE_STALL_TIMEOUT,
 };
 use crate::password::PasswordService;
+use crate::rate_limit::TokenBucket;
 use crate::storage::{Storage, UserId};
 
 /// Control messages moved from the session queue into one write at most, so a busy queue cannot keep the task
@@ -119,6 +130,24 @@ struct LiveSession {
     user: Username,
     user_id: UserId,
     queue: mpsc::Receiver<ServerMessage>,
+    /// History pages and user lists: [`REQUESTS_PER_SESSION`].
+    requests: TokenBucket,
+    /// `Received` reports: [`RECEIVED_PER_SESSION`].
+    reports: TokenBucket,
+}
+
+impl LiveSession {
+    fn new(session: SessionRef, user: Username, user_id: UserId, queue: mpsc::Receiver<ServerMessage>) -> Self {
+        let now = Instant::now();
+        Self {
+            session,
+            user,
+            user_id,
+            queue,
+            requests: TokenBucket::new(REQUESTS_PER_SESSION, now),
+            reports: TokenBucket::new(RECEIVED_PER_SESSION, now),
+        }
+    }
 }
 
 /// Serves one accepted connection until it ends. `slot` is `None` when the address is over its connection cap:
@@ -177,7 +206,13 @@ struct Connection {
 impl Connection {
     async fn run(&mut self, mut shutdown: watch::Receiver<bool>) -> Flow {
         loop {
-            while let Some(frame) = self.next_frame()? {
+            loop {
+                // Back-pressure: with too much output unsent, write it (waiting for the client to read) before
+                // decoding another request. A client that pipelines requests and never reads stalls here.
+                if self.channel.pending() >= MAX_UNSENT_OUTPUT_BYTES {
+                    self.flush().await?;
+                }
+                let Some(frame) = self.next_frame()? else { break };
                 self.handle_frame(&frame).await?;
             }
             // Forward what the hub queued meanwhile on every turn, not only when `select!` happens to pick the
@@ -299,6 +334,17 @@ impl Connection {
         user: &Username,
         user_id: UserId,
     ) -> Flow {
+        if let Some(req) = request_number(&message) {
+            let allowed = self.session.as_mut().is_some_and(|live| live.requests.try_take(Instant::now()));
+            if !allowed {
+                self.refuse(
+                    Some(req),
+                    ErrorCode::FloodLimited,
+                    "too many history and user-list requests; wait a moment and ask again",
+                );
+                return Ok(());
+            }
+        }
         match message {
             ClientMessage::Logout => self.logout(session).await,
             ClientMessage::Chat { client_msg_id, to, text } => {
@@ -315,7 +361,19 @@ impl Connection {
                 self.history(req, &target, before_id, limit, user_id).await;
                 Ok(())
             }
-            ClientMessage::Received { ids } => self.received(ids, user, user_id).await,
+            ClientMessage::Received { mut ids } => {
+                if !self.session.as_mut().is_some_and(|live| live.reports.try_take(Instant::now())) {
+                    // No error: it would carry no request number and the client could not match it. The messages
+                    // are confirmed by the next history sync instead.
+                    tracing::debug!(peer = %self.peer, %user, ids = ids.len(), "Received over its rate; ignored");
+                    return Ok(());
+                }
+                if ids.len() > MAX_RECEIVED_IDS {
+                    tracing::debug!(peer = %self.peer, %user, ids = ids.len(), "Received names too many ids; cut");
+                    ids.truncate(MAX_RECEIVED_IDS);
+                }
+                self.received(ids, user, user_id).await
+            }
             // Handled before: they are allowed in every state.
             ClientMessage::Hello { .. } | ClientMessage::Ping { .. } => Ok(()),
             ClientMessage::Register { .. } | ClientMessage::Login { .. } => Ok(()),
@@ -397,8 +455,8 @@ impl Connection {
         self.queue(&ServerMessage::Error { req, code, message });
     }
 
-    /// Writes what is queued, unless the hub fires the kill switch first (a client that does not read can block a
-    /// write for ever).
+    /// Writes what is queued, unless the hub fires the kill switch first; a write that makes no progress for
+    /// [`WRITE_STALL_TIMEOUT`] ends the connection (a client that does not read would otherwise hold it for ever).
     async fn flush(&mut self) -> Flow {
         if self.channel.pending() == 0 {
             return Ok(());
@@ -407,7 +465,12 @@ impl Connection {
         tokio::select! {
             biased;
             reason = kill.fired() => Err(End::Killed(reason)),
-            written = self.channel.flush() => written.map_err(End::Io),
+            written = self.channel.flush(WRITE_STALL_TIMEOUT) => written.map_err(|error| {
+                if error.kind() == std::io::ErrorKind::TimedOut {
+                    tracing::info!(peer = %self.peer, %error, "client does not read; closing the connection");
+                }
+                End::Io(error)
+            }),
         }
     }
 
@@ -422,7 +485,7 @@ impl Connection {
             End::Killed(_) | End::Io(_) => {}
             _ => {
                 // Bounded: a client that reads nothing must not keep the task alive.
-                let _ = tokio::time::timeout(REFUSAL_HANDSHAKE_TIMEOUT, self.channel.flush()).await;
+                let _ = self.channel.flush(REFUSAL_HANDSHAKE_TIMEOUT).await;
             }
         }
         tracing::debug!(peer = %self.peer, reason = %end, "connection closed");

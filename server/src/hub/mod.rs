@@ -12,7 +12,8 @@
 //! - the session table (by connection id) and presence (which users have at least one session);
 //! - every session's datagram `Endpoint`, the UDP socket it reads from and
 //!   sends with, and the heap of the endpoints' timers ([`timers`]);
-//! - flood control per session (a token bucket) and fan-out.
+//! - flood control per *user* (a token bucket shared by all their sessions, kept across logout and login until
+//!   it has refilled, so a new session never means a fresh burst) and fan-out.
 //!
 //! It never blocks: storage work goes to the writer thread with `try_send`, control messages go into each
 //! connection's bounded queue with `try_send`, and datagrams leave with `try_send_to` (a full socket buffer drops
@@ -63,15 +64,15 @@ use self::dedup::{Dedup, Seen, Waiter, fingerprint};
 use self::input::{ChatOutcome, ChatRequest, CloseReason, HubInput, LoginRequest, Refusal, SessionRef};
 use self::session::{NewSession, Session};
 use self::timers::Timers;
-use crate::limits::{UDP_KEEPALIVE_FRACTION, UDP_RECV_BUFFER_BYTES};
-use crate::rate_limit::BucketShape;
+use crate::limits::{MAX_FLOOD_USERS, UDP_KEEPALIVE_FRACTION, UDP_RECV_BUFFER_BYTES};
+use crate::rate_limit::{BucketShape, KeyedBuckets};
 use crate::storage::{DeliveryReceipt, UserId};
 use crate::writer::WriteRequest;
 
 /// What the hub needs to know of the configuration.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
-    /// Flood control per session.
+    /// Flood control per user.
     pub flood: BucketShape,
     /// Longest chat text, in bytes.
     pub max_text_bytes: usize,
@@ -82,8 +83,8 @@ pub struct HubConfig {
 }
 
 impl HubConfig {
-    /// The engine settings for sessions that end after `idle` without a datagram: the engine reports the silence,
-    /// and pings at most every third of it so a live client always answers in time.
+    /// The engine settings for sessions whose UDP path counts as gone after `idle` without a datagram: the engine
+    /// reports the silence, and pings at most every third of it so a live client always answers in time.
     pub fn engine_for_idle_timeout(idle: Duration) -> EngineConfig {
         let defaults = EngineConfig::default();
         let keepalive = defaults.keepalive.min(idle / UDP_KEEPALIVE_FRACTION);
@@ -132,12 +133,14 @@ pub struct Hub {
     shutting_down: bool,
     send_buf: Vec<u8>,
     dedup: Dedup,
+    flood: KeyedBuckets<UserId>,
 }
 
 impl Hub {
     /// A hub with no sessions, sending datagrams with `udp` and storage work to `writer`.
     pub fn new(config: HubConfig, udp: Arc<UdpSocket>, writer: mpsc::Sender<WriteRequest>) -> Self {
         Self {
+            flood: KeyedBuckets::new(config.flood, MAX_FLOOD_USERS),
             config,
             udp,
             writer: Some(writer),
@@ -189,8 +192,13 @@ impl Hub {
             HubInput::Login(request) => self.login(request),
             HubInput::Logout { session, reply } => {
                 if let Some(s) = self.session_mut(session) {
-                    let _ = s.control(ServerMessage::LoggedOut);
-                    self.end_session(session.cid, EndCause::Logout);
+                    // A client whose queue is too full to take `LoggedOut` would never learn that it is logged
+                    // out; close its connection instead, which says so unambiguously.
+                    let cause = match s.control(ServerMessage::LoggedOut) {
+                        Ok(()) => EndCause::Logout,
+                        Err(_) => EndCause::Closed(CloseReason::TooSlow),
+                    };
+                    self.end_session(session.cid, cause);
                 }
                 let _ = reply.send(());
             }
@@ -263,9 +271,8 @@ impl Hub {
         };
         let serial = self.next_serial;
         self.next_serial = self.next_serial.wrapping_add(1);
-        let new =
-            NewSession { serial, user_id, user: user.clone(), peer, out, kill, endpoint, flood: self.config.flood };
-        let mut session = Session::new(new, Instant::now());
+        let new = NewSession { serial, user_id, user: user.clone(), peer, out, kill, endpoint };
+        let mut session = Session::new(new);
         let grant = ServerMessage::SessionGrant {
             user: user.clone(),
             connection_id: cid,
@@ -342,6 +349,8 @@ impl Hub {
         }
         if last {
             self.dedup.user_offline(session.user_id, Instant::now());
+            // Buckets that refilled carry no information; the one of a user who just flooded stays.
+            self.flood.forget_full(Instant::now());
             self.presence(session.user_id, &session.user, false);
         }
     }
@@ -402,7 +411,7 @@ impl Hub {
                 ErrorCode::FloodLimited,
                 "a message with this client_msg_id is still being stored; send it again in a moment",
             )),
-            Ok(()) if !s.flood.try_take(Instant::now()) => Some(Refusal::new(
+            Ok(()) if !self.flood.try_take(&s.user_id, Instant::now()) => Some(Refusal::new(
                 ErrorCode::FloodLimited,
                 "you are sending messages too fast; wait a moment and send again",
             )),
@@ -624,11 +633,16 @@ impl Hub {
         for (client_msg_id, to, text) in chats {
             self.chat(session, Transport::Udp, client_msg_id, to, text);
         }
-        if idle {
-            self.doomed.push((cid, CloseReason::UdpIdle));
-            return;
-        }
         let Some(s) = self.sessions.get_mut(&cid) else { return };
+        if idle {
+            // The UDP path went silent, but the TCP connection may be fine (a NAT forgot its mapping, a Wi-Fi
+            // dropped UDP): keep the session and move its pushes to TCP until a datagram authenticates again.
+            tracing::info!(user = %s.user, peer = %s.peer, "no datagram within the UDP idle timeout; pushing over TCP");
+            if s.udp_went_quiet().is_err() {
+                self.doomed.push((cid, CloseReason::TooSlow));
+                return;
+            }
+        }
         s.fill_window(now);
         // While the client prefers TCP the endpoint only answers (see `session`); what it would send otherwise is
         // dropped here, which the engine treats as loss.

@@ -43,7 +43,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chatlab_proto::chat::{ChatMessage, ChatPayload, StreamMap, Target, Username};
 use chatlab_proto::control::{ServerMessage, Transport};
@@ -55,7 +55,6 @@ use tokio::sync::mpsc;
 
 use super::input::{CloseReason, KillSwitch, Refusal};
 use crate::limits::UDP_BACKLOG_DEPTH;
-use crate::rate_limit::{BucketShape, TokenBucket};
 use crate::storage::{MessageId, UserId};
 
 /// A session's queue is full: the client does not keep up and must be disconnected.
@@ -98,8 +97,6 @@ pub struct Session {
     pub user: Username,
     /// The TCP peer, for log lines.
     pub peer: SocketAddr,
-    /// Flood control: one token per chat message.
-    pub flood: TokenBucket,
     /// The deadline this session's entry in the timer heap stands for, if any.
     pub timer_at: Option<Duration>,
     /// Whether the session is already on the hub's list of sessions to service.
@@ -140,19 +137,16 @@ pub struct NewSession {
     pub kill: Arc<KillSwitch>,
     /// The endpoint made from the session grant.
     pub endpoint: Endpoint,
-    /// Flood-control shape.
-    pub flood: BucketShape,
 }
 
 impl Session {
     /// A session on TCP, waiting for its first datagram.
-    pub fn new(new: NewSession, now: Instant) -> Self {
+    pub fn new(new: NewSession) -> Self {
         Self {
             serial: new.serial,
             user_id: new.user_id,
             user: new.user,
             peer: new.peer,
-            flood: TokenBucket::new(new.flood, now),
             timer_at: None,
             dirty: false,
             endpoint: new.endpoint,
@@ -205,6 +199,14 @@ impl Session {
             }
             Transport::Tcp => self.repush_over_tcp(),
         }
+    }
+
+    /// The engine heard nothing from the client for the idle timeout: pushes move to TCP (with everything still
+    /// owed over UDP) until a datagram authenticates again. The client's preference is kept, so its next datagram
+    /// brings the pushes back to UDP by itself.
+    pub fn udp_went_quiet(&mut self) -> Result<(), TooSlow> {
+        self.udp_confirmed = false;
+        self.repush_over_tcp()
     }
 
     /// Moves every push still owed over UDP to the control queue: first those in the send window (oldest first
@@ -417,9 +419,8 @@ mod tests {
             out,
             kill,
             endpoint,
-            flood: BucketShape { capacity: 1.0, refill_per_sec: 1.0 },
         };
-        (Session::new(new, Instant::now()), rx, kill_rx)
+        (Session::new(new), rx, kill_rx)
     }
 
     fn msg(id: u64, from: &str, to: Target) -> ChatMessage {
@@ -577,6 +578,21 @@ mod tests {
     }
 
     #[test]
+    fn udp_idle_moves_pushes_to_tcp_until_a_datagram_returns() {
+        let (mut s, mut rx, _kill) = session(8, 8);
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1000));
+        s.on_authenticated_datagram(addr);
+        let m = msg(1, "ann", Target::World);
+        let bytes = ChatPayload::Message(m.clone()).encode().unwrap();
+        s.deliver_message(&m, Some(&bytes), Duration::ZERO).unwrap();
+        s.udp_went_quiet().unwrap();
+        assert_eq!(s.push_transport(), Transport::Tcp);
+        assert_eq!(rx.try_recv().unwrap(), ServerMessage::Chat(m), "the unacknowledged push moved to TCP");
+        s.on_authenticated_datagram(addr);
+        assert_eq!(s.push_transport(), Transport::Udp, "the client's preference was kept");
+    }
+
+    #[test]
     fn repushing_into_a_full_control_queue_is_too_slow() {
         let (mut s, _rx, _kill) = session(1, 1);
         s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
@@ -592,7 +608,6 @@ mod tests {
     async fn kill_fires_the_first_reason() {
         let (mut s, _rx, kill) = session(1, 1);
         s.kill(CloseReason::TooSlow);
-        s.kill(CloseReason::UdpIdle);
         assert_eq!(kill.fired().await, CloseReason::TooSlow);
     }
 }

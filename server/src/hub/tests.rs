@@ -142,7 +142,28 @@ async fn a_full_writer_queue_refuses_as_busy() {
 }
 
 #[tokio::test]
-async fn flood_bucket_is_per_session() {
+async fn flood_control_reset_by_logout_login_is_prevented() {
+    let mut rig = rig(64, BucketShape { capacity: 2.0, refill_per_sec: 0.001 }).await;
+    let mut ann = login(&mut rig, "ann", 1, 8);
+    for _ in 0..2 {
+        chat(&mut rig, &ann, "ok");
+    }
+    let (reply, _answered) = oneshot::channel();
+    rig.hub.handle_input(HubInput::Logout { session: ann.session, reply });
+    ann.drain();
+    // A new session of the same user, and a second one at the same time: neither brings a fresh burst.
+    let mut again = login(&mut rig, "ann", 1, 8);
+    let mut twin = login(&mut rig, "ann", 1, 8);
+    again.drain();
+    twin.drain();
+    chat(&mut rig, &again, "refilled?");
+    assert_eq!(rejected_code(&again.drain()), Some(ErrorCode::FloodLimited));
+    chat(&mut rig, &twin, "or here?");
+    assert_eq!(rejected_code(&twin.drain()), Some(ErrorCode::FloodLimited));
+}
+
+#[tokio::test]
+async fn flood_bucket_is_per_user() {
     let mut rig = rig(64, BucketShape { capacity: 2.0, refill_per_sec: 0.001 }).await;
     let mut ann = login(&mut rig, "ann", 1, 8);
     let mut bob = login(&mut rig, "bob", 2, 8);
@@ -353,4 +374,19 @@ async fn duplicate_storage_on_resend_is_prevented_in_flight_and_after_commit() {
     // The same id with another text is a new message (a client that reuses ids loses nothing).
     chat_with_id(&mut rig, &ann, 77, "another");
     assert!(matches!(rig.writer.try_recv(), Ok(WriteRequest::Append(r)) if r.text == "another"));
+}
+
+#[tokio::test]
+async fn logged_out_dropped_when_the_control_queue_is_full_closes_the_connection() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 16);
+    // Bob's queue holds one message, the grant, which he never reads: `LoggedOut` cannot be queued.
+    let bob = login(&mut rig, "bob", 2, 1);
+    ann.drain();
+    let (reply, answered) = oneshot::channel();
+    rig.hub.handle_input(HubInput::Logout { session: bob.session, reply });
+    answered.await.unwrap();
+    assert_eq!(bob.kill.fired().await, CloseReason::TooSlow);
+    assert!(!rig.hub.sessions.contains_key(&bob.session.cid), "the session is gone all the same");
+    assert_eq!(ann.drain(), vec![ServerMessage::Presence { user: name("bob"), online: false }]);
 }

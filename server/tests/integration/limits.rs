@@ -6,7 +6,8 @@ use chatlab_proto::chat::Target;
 use chatlab_proto::control::{ClientMessage, ErrorCode, ServerMessage};
 use chatlab_proto::limits::MAX_TEXT_BYTES;
 use chatlab_server::limits::{
-    LOGIN_FAILURES_PER_ACCOUNT, MAX_FRAME_BYTES_BEFORE_LOGIN, MAX_FRAMES_BEFORE_LOGIN, REGISTRATIONS_PER_IP,
+    LOGIN_FAILURES_PER_ACCOUNT, MAX_FRAME_BYTES_BEFORE_LOGIN, MAX_FRAMES_BEFORE_LOGIN, MAX_RECEIVED_IDS,
+    REGISTRATIONS_PER_IP, REQUESTS_PER_SESSION,
 };
 
 use crate::support::{Client, PASSWORD, PATIENCE, TestServer};
@@ -51,7 +52,7 @@ async fn operator_text_limit_is_announced_and_enforced() {
 }
 
 #[tokio::test]
-async fn flood_control_refuses_past_the_burst_per_session() {
+async fn flood_control_refuses_past_the_burst_per_user() {
     let server = TestServer::start_with(|c| {
         c.flood_burst = 3.0;
         c.flood_rate = 0.01;
@@ -67,7 +68,11 @@ async fn flood_control_refuses_past_the_burst_per_session() {
     let mut udp = ann.udp().await;
     udp.establish().await;
     let sent = udp.send_chat(Target::World, "over udp too");
-    assert_eq!(udp.outcome(sent).await, Err(ErrorCode::FloodLimited), "the bucket is per session, not per transport");
+    assert_eq!(udp.outcome(sent).await, Err(ErrorCode::FloodLimited), "the bucket is per user, not per transport");
+    // Logging out and in again (or opening another connection) does not refill it.
+    drop(ann);
+    let mut ann = Client::user(server.addr, "ann").await;
+    assert_eq!(ann.chat(Target::World, "fresh session?").await, Err(ErrorCode::FloodLimited));
     bystander_still_chats(&mut bob, &mut cat, "my own bucket").await;
     server.stop().await;
 }
@@ -205,5 +210,55 @@ async fn login_rate_limit_bypass_with_concurrent_attempts() {
     let limited = codes.iter().filter(|&&c| c == ErrorCode::LoginRateLimited).count();
     assert!(tried <= LOGIN_FAILURES_PER_ACCOUNT.capacity as usize, "{codes:?}");
     assert_eq!(tried + limited, ATTEMPTS, "{codes:?}");
+    server.stop().await;
+}
+
+/// A script asking for user lists in a loop without reading the answers: past the per-session request budget each
+/// request is refused with `FloodLimited` (echoing its request number), and other sessions notice nothing.
+#[tokio::test]
+async fn a_client_that_never_reads_is_refused_past_the_request_budget() {
+    let server = TestServer::start().await;
+    let mut victim = Client::user(server.addr, "calm").await;
+    let mut other = Client::user(server.addr, "other").await;
+    let mut script = Client::user(server.addr, "script").await;
+    let budget = REQUESTS_PER_SESSION.capacity as usize;
+    let sent = budget + 200;
+    for _ in 0..sent {
+        let req = script.req();
+        script.send(&ClientMessage::ListUsers { req }).await;
+    }
+    let mut answered = 0;
+    let mut refused = 0;
+    while answered + refused < sent {
+        match script.recv().await {
+            ServerMessage::Users { more: false, .. } => answered += 1,
+            ServerMessage::Error { req: Some(_), code: ErrorCode::FloodLimited, message } => {
+                assert!(message.contains("wait"), "{message}");
+                refused += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(refused > 0 && answered >= budget, "answered {answered}, refused {refused}");
+    bystander_still_chats(&mut victim, &mut other, "still fine").await;
+    server.stop().await;
+}
+
+/// A `Received` naming more than `MAX_RECEIVED_IDS` ids is cut there: ids past the cap are ignored (the next sync
+/// confirms them), ids within it count.
+#[tokio::test]
+async fn a_client_that_never_reads_cannot_make_one_received_a_huge_write() {
+    let server = TestServer::start().await;
+    let mut ann = Client::user(server.addr, "ann").await;
+    let mut bob = Client::user(server.addr, "bob").await;
+    let id = ann.chat(crate::support::to_user("bob"), "confirm me").await.unwrap();
+    assert_eq!(bob.pushed().await.id, id);
+    let mut ids: Vec<u64> = (0..MAX_RECEIVED_IDS as u64).map(|n| id + 1_000_000 + n).collect();
+    ids.push(id);
+    bob.send(&ClientMessage::Received { ids }).await;
+    let receipt = |m: &ServerMessage| matches!(m, ServerMessage::Receipt { id: r, .. } if *r == id).then_some(());
+    assert!(ann.sees_within(Duration::from_millis(500), receipt).await.is_none(), "the id past the cap is ignored");
+    bob.send(&ClientMessage::Received { ids: vec![id] }).await;
+    ann.expect(receipt).await;
     server.stop().await;
 }

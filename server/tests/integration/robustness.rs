@@ -87,8 +87,10 @@ async fn garbage_datagrams_and_unknown_connection_ids_are_ignored() {
     server.stop().await;
 }
 
+/// UDP goes silent but TCP works: the session stays, and what the server pushed over UDP without an
+/// acknowledgement, and everything after, arrives over TCP.
 #[tokio::test]
-async fn a_udp_session_that_goes_silent_ends_and_its_presence_with_it() {
+async fn udp_idle_timeout_moves_a_silent_session_to_tcp_pushes() {
     let server = TestServer::start_with(|c| c.udp_idle_timeout = Duration::from_millis(600)).await;
     let mut watcher = Client::user(server.addr, "watcher").await;
     let mut quiet = Client::user(server.addr, "quiet").await;
@@ -97,9 +99,18 @@ async fn a_udp_session_that_goes_silent_ends_and_its_presence_with_it() {
     udp.establish().await;
     // Stop running the client's engine: no more datagrams, no acknowledgements of the server's pings.
     drop(udp);
-    assert!(!watcher.presence("quiet").await);
-    assert!(quiet.closed_by_server().await);
-    assert_eq!(watcher.online_users().await, vec![name("watcher")]);
+    let unacknowledged = watcher.chat(Target::World, "sent into the void").await.unwrap();
+    assert_eq!(quiet.pushed().await.id, unacknowledged, "moved to TCP once UDP is declared idle");
+    let later = watcher.chat(Target::World, "after the switch").await.unwrap();
+    assert_eq!(quiet.pushed().await.id, later);
+    assert!(
+        watcher
+            .sees_within(QUIET, |m| matches!(m, ServerMessage::Presence { online: false, .. }).then_some(()))
+            .await
+            .is_none(),
+        "the session did not end"
+    );
+    assert_eq!(watcher.online_users().await, vec![name("quiet"), name("watcher")]);
     server.stop().await;
 }
 
