@@ -45,8 +45,8 @@ pub mod recent_ids;
 pub mod stats;
 pub mod tcp_info;
 pub mod timefmt;
-pub mod ui;
 mod udp;
+pub mod ui;
 
 pub use config::{ClientConfig, DEFAULT_PORT, DEFAULT_SERVER, default_known_servers_path};
 pub use error::{ClientError, ErrorCategory};
