@@ -17,12 +17,17 @@
 //! the server only sends once our ping has told it our address. The task reports that once as
 //! [`UdpReport::Confirmed`]; the core's UDP probe waits for it.
 //!
+//! The endpoint itself belongs to the session, not to the task ([`session`]): a task stopped by a fall-back to TCP
+//! and a new one started on a switch back use the same endpoint, so packet numbers (and with them the AES-GCM
+//! nonces) never repeat under the session's keys.
+//!
 //! Between the socket and the endpoint the task can put an impaired network of its own ([`impair`]): outgoing
 //! datagrams then wait in a link before `send`, received ones in another before the endpoint sees them, and the
 //! loop's third step also wakes for the next datagram the links have due. The settings arrive on a `watch` channel
 //! from the core, which keeps the latest one for every later session.
 
 mod impair;
+mod session;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -33,9 +38,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use chatlab_proto::chat::ChatPayload;
-use chatlab_proto::datagram::Role;
-use chatlab_proto::endpoint::Endpoint;
-use chatlab_proto::engine::{EngineConfig, Event, SendError};
+use chatlab_proto::engine::{Event, SendError};
 use chatlab_proto::limits::MAX_DATAGRAM_BYTES;
 use chatlab_proto::stats::{RttSample, StatsSnapshot};
 
@@ -44,6 +47,7 @@ use crate::stats::ImpairmentStats;
 
 pub(crate) use impair::Impairment;
 use impair::{ImpairedPath, Way};
+pub(crate) use session::SessionEndpoint;
 
 /// Receive buffer size: larger than any chatlab datagram, so an oversized datagram from a misbehaving peer is seen
 /// whole (and rejected by the endpoint) instead of silently cut to a valid-looking length.
@@ -104,13 +108,12 @@ impl Drop for UdpLink {
 }
 
 impl UdpLink {
-    /// Binds a socket, connects it to `server`, and starts the task with a client endpoint for the session. The
-    /// task impairs its traffic as `impairment` says, now and whenever it changes.
+    /// Binds a fresh socket, connects it to `server`, and starts the task driving the session's `endpoint` (shared:
+    /// a task started later goes on where this one stopped). The task impairs its traffic as `impairment` says, now
+    /// and whenever it changes.
     pub(crate) async fn start(
         server: SocketAddr,
-        key_material: &[u8; 32],
-        connection_id: u64,
-        engine: EngineConfig,
+        endpoint: &SessionEndpoint,
         mut impairment: watch::Receiver<Impairment>,
         generation: u64,
         reports: mpsc::Sender<(u64, UdpReport)>,
@@ -123,9 +126,6 @@ impl UdpLink {
             |err: std::io::Error| ClientError::Unreachable { server: server.to_string(), reason: err.to_string() };
         let socket = UdpSocket::bind(local).await.map_err(failed)?;
         socket.connect(server).await.map_err(failed)?;
-        let origin = Instant::now();
-        let endpoint = Endpoint::new(key_material, connection_id, Role::Client, engine, Duration::ZERO)
-            .map_err(|err| ClientError::Protocol(format!("engine configuration: {err}")))?;
         let (commands, inbox) = mpsc::channel(COMMAND_QUEUE);
         let initial = impairment.borrow_and_update().clone();
         // The core validated the setting; were it refused anyway, an unimpaired path is the safe way to start.
@@ -133,7 +133,8 @@ impl UdpLink {
             tracing::warn!("impairment not applied: {err}");
             ImpairedPath::default()
         });
-        let io = Io { socket, endpoint, path, origin, confirmed: false };
+        let origin = endpoint.origin();
+        let io = Io { socket, endpoint: endpoint.clone(), path, origin, confirmed: false };
         let task = tokio::spawn(run(io, inbox, impairment, generation, reports));
         Ok(UdpLink { commands, task })
     }
@@ -147,7 +148,7 @@ impl UdpLink {
 /// What the loop drives: the socket, the endpoint and the (maybe impaired) path between them.
 struct Io {
     socket: UdpSocket,
-    endpoint: Endpoint,
+    endpoint: SessionEndpoint,
     path: ImpairedPath,
     /// Time zero of the endpoint and the links, which count time as a `Duration` since it.
     origin: Instant,
@@ -167,7 +168,8 @@ impl Io {
     /// Hands a received datagram (after the incoming link, if any) to the endpoint; the first one that
     /// authenticates after a probe confirms the path.
     fn receive(&mut self, datagram: &[u8], now: Duration) -> Option<UdpReport> {
-        match self.endpoint.handle_datagram(datagram, now) {
+        let opened = self.endpoint.lock().handle_datagram(datagram, now);
+        match opened {
             Ok(()) if !self.confirmed => {
                 self.confirmed = true;
                 Some(UdpReport::Confirmed)
@@ -196,7 +198,9 @@ impl Io {
                 }
             }
             loop {
-                match self.endpoint.poll_datagram(now, out) {
+                // The lock is released before the send's await (see the `session` module).
+                let sealed = self.endpoint.lock().poll_datagram(now, out);
+                match sealed {
                     Ok(true) if self.path.is_active() => {
                         // Due at once on an unimpaired link, so the next turn of the outer loop sends it.
                         self.path.offer(Way::Outgoing, now, out.clone());
@@ -218,7 +222,8 @@ impl Io {
 
     /// The next instant the loop must wake without input: the endpoint's timer or the path's next delivery.
     fn deadline(&self) -> Option<Instant> {
-        let next = match (self.endpoint.poll_timeout(), self.path.next_delivery()) {
+        let timer = self.endpoint.lock().poll_timeout();
+        let next = match (timer, self.path.next_delivery()) {
             (Some(timer), Some(delivery)) => Some(timer.min(delivery)),
             (timer, delivery) => timer.or(delivery),
         };
@@ -233,9 +238,10 @@ impl Io {
     }
 
     fn stats(&self) -> UdpStats {
+        let endpoint = self.endpoint.lock();
         UdpStats {
-            snapshot: self.endpoint.snapshot(),
-            rtt_history: self.endpoint.stats().rtt_history().copied().collect(),
+            snapshot: endpoint.snapshot(),
+            rtt_history: endpoint.stats().rtt_history().copied().collect(),
             impairment: self.path.stats(),
         }
     }
@@ -262,7 +268,8 @@ async fn run(
                 return;
             }
         }
-        while let Some(event) = io.endpoint.poll_event() {
+        loop {
+            let Some(event) = io.endpoint.lock().poll_event() else { break };
             let r = match event {
                 Event::Delivered(delivery) => match ChatPayload::decode(&delivery.data) {
                     Ok(payload) => UdpReport::Payload(payload),
@@ -280,16 +287,17 @@ async fn run(
             command = inbox.recv() => match command {
                 None => return,
                 Some(UdpCommand::Send { client_msg_id, stream, bytes }) => {
-                    if let Err(error) = io.endpoint.send(stream, bytes, io.origin.elapsed()) {
+                    let queued = io.endpoint.lock().send(stream, bytes, io.origin.elapsed());
+                    if let Err(error) = queued {
                         if !report(UdpReport::SendFailed { client_msg_id, error }).await {
                             return;
                         }
                     }
                 }
-                Some(UdpCommand::Ping) => io.endpoint.ping(),
+                Some(UdpCommand::Ping) => io.endpoint.lock().ping(),
                 Some(UdpCommand::Probe) => {
                     io.confirmed = false;
-                    io.endpoint.ping();
+                    io.endpoint.lock().ping();
                 }
                 Some(UdpCommand::Stats(reply)) => drop(reply.send(io.stats())),
             },
@@ -311,7 +319,7 @@ async fn run(
                 Err(err) => tracing::debug!("UDP receive failed: {err}"),
             },
             // The endpoint acts only on timers that are due, so waking for a delivery of the path is harmless here.
-            () = sleep_until(deadline) => io.endpoint.handle_timeout(io.origin.elapsed()),
+            () = sleep_until(deadline) => io.endpoint.lock().handle_timeout(io.origin.elapsed()),
         }
     }
 }
@@ -336,10 +344,17 @@ async fn sleep_until(deadline: Option<Instant>) {
 mod tests {
     use super::*;
     use chatlab_proto::chat::{ChatMessage, Target, Username};
+    use chatlab_proto::datagram::Role;
+    use chatlab_proto::endpoint::Endpoint;
+    use chatlab_proto::engine::EngineConfig;
 
     const SECRET: [u8; 32] = [5; 32];
     const CONNECTION: u64 = 9;
     const WAIT: Duration = Duration::from_secs(5);
+
+    fn session_endpoint(engine: EngineConfig) -> SessionEndpoint {
+        SessionEndpoint::new(&SECRET, CONNECTION, engine).expect("valid engine configuration")
+    }
 
     /// A setting channel that never changes (its sender is gone, which the task must tolerate).
     fn unimpaired() -> watch::Receiver<Impairment> {
@@ -382,9 +397,7 @@ mod tests {
         let (tx, mut reports) = mpsc::channel(16);
         let link = UdpLink::start(
             socket.local_addr().expect("addr"),
-            &SECRET,
-            CONNECTION,
-            EngineConfig::default(),
+            &session_endpoint(EngineConfig::default()),
             unimpaired(),
             7,
             tx,
@@ -443,6 +456,40 @@ mod tests {
         }
     }
 
+    /// Receives one datagram from the client, checks that the server endpoint accepts it, and returns its packet
+    /// number.
+    async fn accepted_packet_number(socket: &UdpSocket, server: &mut Endpoint, origin: Instant) -> u64 {
+        let mut buf = vec![0u8; RECV_BUFFER_BYTES];
+        let (len, _) = tokio::time::timeout(WAIT, socket.recv_from(&mut buf)).await.expect("datagram").expect("recv");
+        let datagram = buf.get(..len).unwrap_or_default();
+        let number = chatlab_proto::datagram::Header::parse(datagram).expect("header").packet_number;
+        server.handle_datagram(datagram, origin.elapsed()).expect("authenticates and is not a replay");
+        number
+    }
+
+    #[tokio::test]
+    async fn a_task_restarted_after_a_fallback_continues_the_packet_numbers() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let origin = Instant::now();
+        let mut server = Endpoint::new(&SECRET, CONNECTION, Role::Server, EngineConfig::default(), Duration::ZERO)
+            .expect("server endpoint");
+        let endpoint = session_endpoint(EngineConfig::default());
+        let (tx, _reports) = mpsc::channel(16);
+        let first = UdpLink::start(socket.local_addr().expect("addr"), &endpoint, unimpaired(), 1, tx.clone())
+            .await
+            .expect("start");
+        assert!(first.command(UdpCommand::Probe));
+        let before = accepted_packet_number(&socket, &mut server, origin).await;
+        // The fall-back to TCP stops the task; a switch back to UDP starts another, on a fresh socket.
+        drop(first);
+        let second =
+            UdpLink::start(socket.local_addr().expect("addr"), &endpoint, unimpaired(), 2, tx).await.expect("start");
+        assert!(second.command(UdpCommand::Probe));
+        let after = accepted_packet_number(&socket, &mut server, origin).await;
+        assert!(after > before, "packet {after} after {before}: a repeated number reuses an AES-GCM nonce");
+        assert_eq!(server.snapshot().received.rejected_replayed, 0);
+    }
+
     #[tokio::test]
     async fn silence_is_reported_as_an_idle_peer() {
         let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
@@ -452,20 +499,11 @@ mod tests {
             idle_timeout: Duration::from_millis(200),
             ..EngineConfig::default()
         };
-        let link = UdpLink::start(socket.local_addr().expect("addr"), &SECRET, CONNECTION, engine, unimpaired(), 7, tx)
+        let link = UdpLink::start(socket.local_addr().expect("addr"), &session_endpoint(engine), unimpaired(), 7, tx)
             .await
             .expect("start");
         assert!(link.command(UdpCommand::Probe));
         assert!(matches!(next(&mut reports).await, UdpReport::PeerIdle));
-    }
-
-    #[tokio::test]
-    async fn an_invalid_engine_configuration_is_refused() {
-        let (tx, _reports) = mpsc::channel(1);
-        let engine = EngineConfig { send_window: 0, ..EngineConfig::default() };
-        let server = "127.0.0.1:9".parse().expect("addr");
-        let err = UdpLink::start(server, &SECRET, CONNECTION, engine, unimpaired(), 1, tx).await.expect_err("refused");
-        assert!(matches!(err, ClientError::Protocol(_)), "{err}");
     }
 
     fn lossy(p: f64) -> chatlab_proto::impair::ImpairmentConfig {
@@ -482,9 +520,7 @@ mod tests {
         let (settings, settings_rx) = watch::channel(Impairment { outgoing: lossy(1.0), ..Impairment::default() });
         let link = UdpLink::start(
             socket.local_addr().expect("addr"),
-            &SECRET,
-            CONNECTION,
-            EngineConfig::default(),
+            &session_endpoint(EngineConfig::default()),
             settings_rx,
             7,
             tx,
@@ -530,9 +566,7 @@ mod tests {
         let (settings, settings_rx) = watch::channel(Impairment::default());
         let link = UdpLink::start(
             socket.local_addr().expect("addr"),
-            &SECRET,
-            CONNECTION,
-            EngineConfig::default(),
+            &session_endpoint(EngineConfig::default()),
             settings_rx,
             7,
             tx,

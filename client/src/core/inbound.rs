@@ -234,6 +234,7 @@ impl Actor {
             key_material: *grant.key_material.expose(),
             connection_id: grant.connection_id,
             udp_server,
+            endpoint: None,
             udp: None,
             probe: None,
         });

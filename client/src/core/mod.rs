@@ -54,7 +54,7 @@ use crate::error::ClientError;
 use crate::event::{Accepted, ClientEvent, HistoryPage, SessionInfo};
 use crate::recent_ids::RecentIds;
 use crate::stats::{ClientStats, LatencyRecorder};
-use crate::udp::{Impairment, UdpLink, UdpReport, UdpStats};
+use crate::udp::{Impairment, SessionEndpoint, UdpLink, UdpReport, UdpStats};
 
 use pending::Pending;
 
@@ -142,10 +142,15 @@ struct Session {
     max_text_bytes: usize,
     /// Where chat messages go now.
     transport: Transport,
-    /// The grant's datagram parameters, kept to start UDP later (a switch back from TCP).
+    /// The grant's datagram parameters, kept to build the session's endpoint when UDP first starts.
     key_material: [u8; 32],
     connection_id: u64,
     udp_server: SocketAddr,
+    /// The session's one datagram endpoint, built when UDP first starts and kept until the session ends: every UDP
+    /// task of the session drives this same endpoint, so packet numbers (AES-GCM nonces) never repeat under the
+    /// grant's keys (see `udp::session`).
+    endpoint: Option<SessionEndpoint>,
+    /// The UDP task running now, if any. Dropping it stops the task; the endpoint stays.
     udp: Option<UdpLink>,
     probe: Option<Probe>,
 }
@@ -261,7 +266,9 @@ impl Actor {
                     }
                 }
                 Some((generation, report)) = self.udp_rx.recv() => {
-                    if generation == self.udp_generation {
+                    // A stopped task's confirmations and silences are stale, but a chat payload it received is real
+                    // (the engine already acknowledged it to the server) and de-duplicated like any other.
+                    if generation == self.udp_generation || matches!(report, UdpReport::Payload(_)) {
                         self.on_udp(report).await;
                     }
                 }

@@ -18,7 +18,7 @@ use super::pending::SendState;
 use super::{Actor, PROBE_PING_INTERVAL, Probe};
 use crate::error::ClientError;
 use crate::event::{ClientEvent, TransportReason};
-use crate::udp::{UdpCommand, UdpLink};
+use crate::udp::{SessionEndpoint, UdpCommand, UdpLink};
 
 impl Actor {
     /// After a grant: start chat on the preferred transport.
@@ -39,16 +39,26 @@ impl Actor {
         let Some(session) = self.session.as_mut() else { return };
         if session.udp.is_none() {
             self.udp_generation = self.udp_generation.wrapping_add(1);
-            let started = UdpLink::start(
-                session.udp_server,
-                &session.key_material,
-                session.connection_id,
-                self.config.engine.clone(),
-                self.impairment.subscribe(),
-                self.udp_generation,
-                self.udp_tx.clone(),
-            )
-            .await;
+            // Built once per session and reused by every later task: a fresh endpoint would start its packet
+            // numbers at 0 again under the same keys (AES-GCM nonce reuse, and refused by the server's replay window).
+            let endpoint = match &session.endpoint {
+                Some(endpoint) => Ok(endpoint.clone()),
+                None => SessionEndpoint::new(&session.key_material, session.connection_id, self.config.engine.clone())
+                    .inspect(|endpoint| session.endpoint = Some(endpoint.clone())),
+            };
+            let started = match endpoint {
+                Ok(endpoint) => {
+                    UdpLink::start(
+                        session.udp_server,
+                        &endpoint,
+                        self.impairment.subscribe(),
+                        self.udp_generation,
+                        self.udp_tx.clone(),
+                    )
+                    .await
+                }
+                Err(err) => Err(err),
+            };
             match started {
                 Ok(link) => session.udp = Some(link),
                 Err(err) => {
@@ -105,6 +115,11 @@ impl Actor {
     /// The engine heard nothing for its idle timeout.
     pub(super) async fn udp_silent(&mut self) {
         let Some(session) = self.session.as_mut() else { return };
+        if session.probe.is_some() {
+            // The probe's deadline decides. A task restarted on an endpoint that was idle for a while may report
+            // the old silence at once, before its first ping had a chance to be answered.
+            return;
+        }
         if session.transport == Transport::Udp {
             let reason = TransportReason::UdpSilent { silent_for: self.config.engine.idle_timeout };
             self.fall_back_to_tcp(reason).await;
@@ -114,7 +129,8 @@ impl Actor {
         }
     }
 
-    /// Moves chat to TCP for `reason`: stops UDP, tells the server, sends what waited or was lost with UDP.
+    /// Moves chat to TCP for `reason`: stops the UDP task (the session keeps its endpoint for a later switch back),
+    /// tells the server, sends what waited or was lost with UDP.
     async fn fall_back_to_tcp(&mut self, reason: TransportReason) {
         let Some(session) = self.session.as_mut() else { return };
         session.probe = None;

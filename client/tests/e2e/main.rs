@@ -8,4 +8,5 @@ mod durability;
 mod impairment;
 mod support;
 mod trust;
+mod udp_again;
 mod wire;
