@@ -105,7 +105,7 @@ impl Actor {
         }
     }
 
-    /// Reports a message once, and moves the sync cursor past it. True if it was new.
+    /// Reports a message once. True if it was new. (The sync cursor moves only when a sync completes.)
     pub(super) async fn deliver(&mut self, message: ChatMessage, source: MessageSource) -> bool {
         self.last_id = self.last_id.max(message.id);
         if !self.recent.insert(message.id) {
@@ -148,7 +148,7 @@ impl Actor {
     async fn on_page(&mut self, req: u32, messages: Vec<ChatMessage>, more: bool) {
         match self.pending.requests.remove(&req) {
             Some((Request::History { reply }, _)) => drop(reply.send(Ok(HistoryPage { messages, more }))),
-            Some((Request::Sync { origin, mut count }, _)) => {
+            Some((Request::Sync { origin, mut count, after }, _)) => {
                 // The next page starts after this page's last message, not after the newest id seen: a live push
                 // with a larger id may have arrived meanwhile, and the messages between must still come.
                 let cursor = messages.iter().map(|message| message.id).max();
@@ -160,6 +160,8 @@ impl Actor {
                 match cursor {
                     Some(after_id) if more => self.request_sync_page(origin, count, after_id).await,
                     _ => {
+                        // Complete: every message this user may see up to here has now been delivered.
+                        self.sync_cursor = self.sync_cursor.max(cursor.unwrap_or(after));
                         self.emit(ClientEvent::Synced { messages: count }).await;
                         if let SyncOrigin::User(reply) = origin {
                             let _ = reply.send(Ok(count));

@@ -13,7 +13,9 @@
 //! 2. the session ends with it (the server ends it too: a session lives on one TCP connection);
 //! 3. reconnection attempts follow with exponential back-off ([`crate::backoff`]); each one runs the full
 //!    handshake, checks the pinned key again and, if a login was open, logs in with the remembered credentials;
-//! 4. a history sync from the last message id fetches what was said meanwhile.
+//! 4. a history sync from the cursor of the last *completed* sync fetches what was said meanwhile, and what was
+//!    still in flight over UDP when the connection died (ids overtake each other across streams, so the largest
+//!    id seen is no safe cursor).
 //!
 //! A reconnection that can never succeed (the server's key changed, another protocol version, a broken
 //! known-servers file) stops the attempts and is reported once as [`ClientEvent::Error`].

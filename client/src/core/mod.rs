@@ -183,8 +183,14 @@ pub(crate) struct Actor {
     pending: Pending,
     next_req: u32,
     next_client_msg_id: u64,
-    /// Largest message id this client has, the cursor of the next sync.
+    /// Largest message id this client has seen. Only says whether there is anything to catch up on after a
+    /// reconnect; it is *not* a sync cursor: ids arrive out of order across UDP streams, so a smaller id may still
+    /// be in flight (or stranded in a dead UDP path) when a larger one has arrived.
     last_id: u64,
+    /// Cursor of the next sync: the last message of the last *completed* sync, below which this client has every
+    /// message it may see. A sync after a reconnect or a fall-back starts here, fetches again what arrived live
+    /// since, and [`RecentIds`] drops those duplicates.
+    sync_cursor: u64,
     recent: RecentIds,
     streams: StreamMap,
     preference: Transport,
@@ -233,6 +239,7 @@ impl Actor {
             // reuse each other's numbers. The top bit stays clear so the counter never wraps in practice.
             next_client_msg_id: rand::random::<u64>() >> 1,
             last_id: 0,
+            sync_cursor: 0,
             recent: RecentIds::default(),
             streams: StreamMap::new(),
             impairment: watch::Sender::new(Impairment::default()),

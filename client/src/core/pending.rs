@@ -47,6 +47,8 @@ pub(super) enum SyncOrigin {
     Login,
     /// After a reconnect.
     Reconnect,
+    /// After a fall-back to TCP: what the UDP engine had not delivered yet may never come over UDP.
+    Fallback,
     /// [`ClientHandle::sync`](crate::ClientHandle::sync).
     User(Reply<usize>),
 }
@@ -62,10 +64,11 @@ pub(super) enum Request {
         reply: Reply<Vec<Username>>,
         users: Vec<Username>,
     },
-    /// One page of a sync; `count` new messages so far.
+    /// One page of a sync: everything after message `after`; `count` new messages so far.
     Sync {
         origin: SyncOrigin,
         count: usize,
+        after: u64,
     },
 }
 
@@ -263,7 +266,7 @@ mod tests {
             account: Some((AccountOp::Login { reply: None, credentials: credentials() }, now)),
             ..Pending::default()
         };
-        pending.requests.insert(3, (Request::Sync { origin: SyncOrigin::Reconnect, count: 0 }, now));
+        pending.requests.insert(3, (Request::Sync { origin: SyncOrigin::Reconnect, count: 0, after: 0 }, now));
         let expired = pending.take_expired(now);
         assert_eq!(expired.len(), 2);
         for failed in expired {

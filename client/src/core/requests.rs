@@ -212,13 +212,14 @@ impl Actor {
     /// Asks for the first (or next) page of everything after `after_id`.
     pub(super) async fn request_sync_page(&mut self, origin: SyncOrigin, count: usize, after_id: u64) {
         let req = self.req();
-        self.pending.requests.insert(req, (Request::Sync { origin, count }, self.deadline()));
+        self.pending.requests.insert(req, (Request::Sync { origin, count, after: after_id }, self.deadline()));
         let _ = self.send_control(&ClientMessage::SyncHistory { req, after_id, limit: SYNC_PAGE_LIMIT }).await;
     }
 
-    /// Starts a sync from the last message id this client has.
+    /// Starts a sync from the cursor of the last completed sync (not from the largest id seen: see
+    /// [`Actor::sync_cursor`](super::Actor)). What arrived live since comes again and is dropped as a duplicate.
     pub(super) async fn start_sync(&mut self, origin: SyncOrigin) {
-        self.request_sync_page(origin, 0, self.last_id).await;
+        self.request_sync_page(origin, 0, self.sync_cursor).await;
     }
 }
 

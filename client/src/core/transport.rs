@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use chatlab_proto::control::{ClientMessage, Transport};
 
-use super::pending::SendState;
+use super::pending::{SendState, SyncOrigin};
 use super::{Actor, PROBE_PING_INTERVAL, Probe};
 use crate::error::ClientError;
 use crate::event::{ClientEvent, TransportReason};
@@ -146,6 +146,8 @@ impl Actor {
         for client_msg_id in resend {
             self.dispatch(client_msg_id, Transport::Tcp).await;
         }
+        // Messages the server had queued for us over UDP may never arrive now; fetch what we may have missed.
+        self.start_sync(SyncOrigin::Fallback).await;
     }
 
     /// Switches chat to `transport` at the caller's request.

@@ -61,6 +61,8 @@ struct State {
     chats_over_udp: usize,
     use_transport: Vec<Transport>,
     datagrams: Vec<Vec<u8>>,
+    /// The `after_id` of every `SyncHistory`, in arrival order.
+    sync_requests: Vec<u64>,
 }
 
 /// A running fake server; stops when dropped.
@@ -118,6 +120,27 @@ impl FakeServer {
     pub fn inject(&self, from: &str, to: Target, text: &str) -> ChatMessage {
         let mut state = lock(&self.state);
         store_and_fan_out(&mut state, from, to, text, None, self.origin)
+    }
+
+    /// Stores a message from `from` without pushing it to anyone: a message lost in flight, which only a history
+    /// sync can bring.
+    pub fn store_unpushed(&self, from: &str, to: Target, text: &str) -> ChatMessage {
+        let mut state = lock(&self.state);
+        let id = state.messages.len() as u64 + 1;
+        let message = ChatMessage {
+            id,
+            from: Username::parse(from).expect("valid sender"),
+            to,
+            text: text.into(),
+            sent_at_ms: 0,
+        };
+        state.messages.push(message.clone());
+        message
+    }
+
+    /// The `after_id` of every history sync asked for so far.
+    pub fn sync_requests(&self) -> Vec<u64> {
+        lock(&self.state).sync_requests.clone()
     }
 
     /// Closes every TCP connection (their sessions end).
@@ -384,6 +407,7 @@ fn handle(state: &Arc<Mutex<State>>, conn: &mut Conn, message: ClientMessage, or
             vec![ServerMessage::LoggedOut]
         }
         (ClientMessage::SyncHistory { req, after_id, limit }, Some(user)) => {
+            state.sync_requests.push(after_id);
             let visible: Vec<ChatMessage> =
                 state.messages.iter().filter(|m| m.id > after_id && sees(&user, m)).cloned().collect();
             let limit = usize::from(limit).max(1);

@@ -10,5 +10,6 @@ mod fake_server;
 mod fallback;
 mod impairment;
 mod reconnect;
+mod resync;
 mod support;
 mod wire;
