@@ -29,22 +29,16 @@ pub async fn logged_in(config: ClientConfig, user: &str) -> (ClientHandle, mpsc:
     (handle, events)
 }
 
-/// Waits for the first event matching `wanted`, skipping others; panics with what it saw on timeout.
+#[path = "../common/events.rs"]
+mod events;
+
+/// Waits for the first event matching `wanted`, skipping others; panics with what it saw after [`EVENT_WAIT`].
 pub async fn wait_for(
     events: &mut mpsc::Receiver<ClientEvent>,
     what: &str,
     wanted: impl Fn(&ClientEvent) -> bool,
 ) -> ClientEvent {
-    let mut seen = Vec::new();
-    let deadline = tokio::time::Instant::now() + EVENT_WAIT;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(event)) if wanted(&event) => return event,
-            Ok(Some(event)) => seen.push(event),
-            Ok(None) => panic!("event stream ended while waiting for {what}; saw {seen:#?}"),
-            Err(_) => panic!("no {what} within {EVENT_WAIT:?}; saw {seen:#?}"),
-        }
-    }
+    events::wait_for_within(events, what, EVENT_WAIT, wanted).await
 }
 
 /// Polls `condition` until it holds, or panics after [`EVENT_WAIT`].
