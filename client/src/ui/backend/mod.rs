@@ -34,6 +34,7 @@
 
 mod demo_link;
 mod fake;
+pub mod real;
 
 use std::sync::Arc;
 use std::time::Duration;
