@@ -190,8 +190,17 @@ mod tests {
         (client, server)
     }
 
-    #[tokio::test]
-    async fn handshake_then_messages_both_ways() {
+    /// Both ends of a control connection after a completed handshake.
+    struct Handshaken {
+        client: TcpStream,
+        noise: chatlab_proto::noise::Transport,
+        /// The key the client saw, and the server's real one.
+        key: chatlab_proto::noise::ServerKey,
+        public: chatlab_proto::noise::ServerKey,
+        channel: ControlChannel,
+    }
+
+    async fn handshaken() -> Handshaken {
         let (mut client, server) = pair().await;
         let keypair = StaticKeypair::generate().unwrap();
         let public = keypair.public();
@@ -201,9 +210,15 @@ mod tests {
         client.write_all(&initiator.start().unwrap()).await.unwrap();
         let mut msg2 = [0u8; chatlab_proto::noise::HANDSHAKE_MSG2_LEN];
         client.read_exact(&mut msg2).await.unwrap();
-        let (mut noise, key) = initiator.finish(&msg2).unwrap();
+        let (noise, key) = initiator.finish(&msg2).unwrap();
+        let channel = accept.await.unwrap().unwrap();
+        Handshaken { client, noise, key, public, channel }
+    }
+
+    #[tokio::test]
+    async fn handshake_then_messages_both_ways() {
+        let Handshaken { mut client, mut noise, key, public, mut channel } = handshaken().await;
         assert_eq!(key, public);
-        let mut channel = accept.await.unwrap().unwrap();
 
         let mut frame = Vec::new();
         let ping = encode(&ClientMessage::Ping { nonce: 7 }).unwrap();
@@ -236,15 +251,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_never_reads_makes_the_write_time_out() {
-        let (mut client, server) = pair().await;
-        let keypair = StaticKeypair::generate().unwrap();
-        let accept =
-            tokio::spawn(async move { ControlChannel::accept(server, &keypair, Duration::from_secs(5)).await });
-        let mut initiator = Initiator::new().unwrap();
-        client.write_all(&initiator.start().unwrap()).await.unwrap();
-        let mut msg2 = [0u8; chatlab_proto::noise::HANDSHAKE_MSG2_LEN];
-        client.read_exact(&mut msg2).await.unwrap();
-        let mut channel = accept.await.unwrap().unwrap();
+        let Handshaken { client: _client, noise: _, mut channel, .. } = handshaken().await;
         // Far more than the socket buffers of both ends hold, and the client reads nothing of it.
         let text = "x".repeat(60_000);
         for _ in 0..400 {
@@ -258,16 +265,7 @@ mod tests {
 
     #[tokio::test]
     async fn undecodable_plaintext_is_a_codec_error() {
-        let (mut client, server) = pair().await;
-        let keypair = StaticKeypair::generate().unwrap();
-        let accept =
-            tokio::spawn(async move { ControlChannel::accept(server, &keypair, Duration::from_secs(5)).await });
-        let mut initiator = Initiator::new().unwrap();
-        client.write_all(&initiator.start().unwrap()).await.unwrap();
-        let mut msg2 = [0u8; chatlab_proto::noise::HANDSHAKE_MSG2_LEN];
-        client.read_exact(&mut msg2).await.unwrap();
-        let (mut noise, _) = initiator.finish(&msg2).unwrap();
-        let mut channel = accept.await.unwrap().unwrap();
+        let Handshaken { client: _client, mut noise, mut channel, .. } = handshaken().await;
         let sealed = noise.encrypt(&[0xc1]).unwrap();
         assert!(matches!(channel.open(&sealed), Err(OpenError::Codec(_))));
         // Not a client message, but the server can still answer.
@@ -290,28 +288,13 @@ mod tests {
 
     #[tokio::test]
     async fn pre_login_limit_applies_until_logged_in() {
-        let (mut client, server) = pair().await;
-        let keypair = StaticKeypair::generate().unwrap();
-        let accept =
-            tokio::spawn(async move { ControlChannel::accept(server, &keypair, Duration::from_secs(5)).await });
-        let mut initiator = Initiator::new().unwrap();
-        client.write_all(&initiator.start().unwrap()).await.unwrap();
-        let mut msg2 = [0u8; chatlab_proto::noise::HANDSHAKE_MSG2_LEN];
-        client.read_exact(&mut msg2).await.unwrap();
-        let mut channel = accept.await.unwrap().unwrap();
+        let Handshaken { mut client, noise: _, mut channel, .. } = handshaken().await;
         let announced = u16::try_from(MAX_FRAME_BYTES_BEFORE_LOGIN + 1).unwrap();
         client.write_all(&announced.to_be_bytes()).await.unwrap();
         assert!(channel.read_some().await.unwrap());
         assert!(matches!(channel.next_frame(), Err(FrameError::TooLarge { .. })));
 
-        let (mut client, server) = pair().await;
-        let keypair = StaticKeypair::generate().unwrap();
-        let accept =
-            tokio::spawn(async move { ControlChannel::accept(server, &keypair, Duration::from_secs(5)).await });
-        let mut initiator = Initiator::new().unwrap();
-        client.write_all(&initiator.start().unwrap()).await.unwrap();
-        client.read_exact(&mut msg2).await.unwrap();
-        let mut channel = accept.await.unwrap().unwrap();
+        let Handshaken { mut client, noise: _, mut channel, .. } = handshaken().await;
         channel.set_logged_in(true);
         client.write_all(&announced.to_be_bytes()).await.unwrap();
         assert!(channel.read_some().await.unwrap());
