@@ -60,7 +60,7 @@ use std::sync::Arc;
 use chatlab_proto::chat::{Target, Username};
 use chatlab_proto::control::Transport;
 
-use backend::{Backend, BackendEvent, Command, Problem, TransportReason};
+use backend::{Backend, BackendEvent, Command, Problem, StatsUpdate, TransportReason};
 use i18n::{Lang, Texts};
 use model::ChatModel;
 use settings::Settings;
@@ -215,6 +215,11 @@ impl ChatApp {
     /// Shows or hides the statistics panel.
     pub fn show_statistics(&mut self, visible: bool) {
         self.stats.visible = visible;
+    }
+
+    /// The figures the statistics panel shows now (the last report of this session), if any arrived yet.
+    pub fn latest_statistics(&self) -> Option<&StatsUpdate> {
+        self.stats.latest()
     }
 
     fn texts(&self) -> &'static Texts {

@@ -169,6 +169,11 @@ fn retransmissions(update: &StatsUpdate) -> u64 {
 }
 
 impl StatsView {
+    /// The last report taken.
+    pub(super) fn latest(&self) -> Option<&StatsUpdate> {
+        self.latest.as_ref()
+    }
+
     /// Forgets the figures of the last session.
     pub(super) fn reset(&mut self) {
         self.latest = None;

@@ -5,7 +5,10 @@
 //! the window shows. The harness also fails a test when any text on screen uses a character no installed font can
 //! draw, which is how the Chinese tests prove the embedded font covers the interface.
 //!
-//! `real` runs the same window against a real server through the real network side.
+//! `real` runs the same window against a real server from the server library, through the real network side: every
+//! behaviour the app promises (sign-in, acknowledged messages, private chats, unread badges, changing statistics,
+//! Chinese without missing glyphs, the reconnect) is checked there. The fake-backend modules add what a real server
+//! cannot be made to do on demand: an acknowledgement held back, exact statistics figures, export files.
 
 mod chat;
 mod chinese;

@@ -1,7 +1,9 @@
 //! The window against a real chatlab server, through [`RealBackend`] and real sockets on 127.0.0.1.
 //!
-//! The other modules test the window against the in-memory fake; these check that the real network side speaks the
-//! same events. Each test starts a server in-process (fast, insecure password hashing; a temporary data directory)
+//! Every behaviour the desktop app promises is tested here against the server library: signing in, chatting, the
+//! statistics panel, Chinese text, losing and regaining the connection. (The other modules test the same window
+//! against the in-memory fake, which can stage what a real server only does by chance, such as a held-back
+//! acknowledgement.) Each test starts a server in-process (fast, insecure password hashing; a temporary data directory)
 //! and gives the backend a temporary known-servers file, so nothing touches the real home directory.
 //!
 //! The network answers on its own threads, so a test cannot run the window "until it is at rest": it steps frames
@@ -15,7 +17,7 @@ use chatlab_client::ui::ChatApp;
 use chatlab_client::ui::backend::real::{RealBackend, RealConfig};
 use chatlab_client::ui::i18n::{Lang, Texts};
 use chatlab_client::{Client, ClientConfig, ClientEvent, ClientHandle, Password, Target};
-use chatlab_proto::chat::Username;
+use chatlab_proto::chat::{ChatMessage, Username};
 use chatlab_server::ServerHandle;
 use chatlab_server::config::ServerConfig;
 use chatlab_server::password::PasswordParams;
@@ -26,12 +28,22 @@ use tokio::sync::mpsc;
 
 use crate::harness::SIZE;
 
+mod chat;
+mod chinese;
+mod reconnect;
+mod sign_in;
+mod stats;
+
 /// Most frames a test steps while waiting for the network: with the nap below, far more than a loaded two-core
 /// machine needs, and still a bound.
 const MAX_STEPS: usize = 4000;
 
 /// Nap between two frames while waiting, so the waiting does not starve the network threads of CPU.
 const NAP: Duration = Duration::from_millis(5);
+
+/// Longest a test waits for a classmate's client to receive something: a bound against hanging, not a timing
+/// assertion.
+const EVENT_WAIT: Duration = Duration::from_secs(30);
 
 /// A password the client-side rules accept.
 const PASSWORD: &str = "correct horse battery staple";
@@ -48,12 +60,29 @@ impl Room {
     fn start() -> Room {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut config = ServerConfig::with_data_dir(dir.path().join("server"));
-        config.password_params = PasswordParams::INSECURE_FAST_FOR_TESTS;
         let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let server = runtime.block_on(ServerHandle::start(addr, config)).expect("the server starts");
+        let server = runtime.block_on(ServerHandle::start(addr, Room::config(&dir))).expect("the server starts");
         let addr = server.local_addr();
         Room { runtime, server: Some(server), addr, dir }
+    }
+
+    fn config(dir: &TempDir) -> ServerConfig {
+        let mut config = ServerConfig::with_data_dir(dir.path().join("server"));
+        config.password_params = PasswordParams::INSECURE_FAST_FOR_TESTS;
+        config
+    }
+
+    /// Stops the server, as a teacher closing the room (or a crash) would.
+    fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.shutdown()).expect("the server stops cleanly");
+        }
+    }
+
+    /// Starts the server again on the same port with the same data (key, accounts, history).
+    fn restart(&mut self) {
+        let server = self.runtime.block_on(ServerHandle::start(self.addr, Room::config(&self.dir)));
+        self.server = Some(server.expect("the server starts again on its port"));
     }
 
     /// A client-core client for `name`, registered and logged in: the classmate of the tests.
@@ -67,14 +96,19 @@ impl Room {
         })
     }
 
-    /// The app over a real backend, its files in this room's temporary directory.
+    /// The app over a real backend in English, its files in this room's temporary directory.
     fn app(&self) -> Harness<'static, ChatApp> {
+        self.app_in(Lang::En)
+    }
+
+    /// The app over a real backend in `lang`.
+    fn app_in(&self, lang: Lang) -> Harness<'static, ChatApp> {
         let config = RealConfig {
             known_servers_path: Some(self.dir.path().join("app_known_servers")),
             room_dir: Some(self.dir.path().join("hosted")),
         };
         let backend = RealBackend::new(config).expect("the backend starts");
-        let app = ChatApp::new(Box::new(backend), None, Some(Lang::En));
+        let app = ChatApp::new(Box::new(backend), None, Some(lang));
         Harness::builder().with_size(egui::Vec2::from(SIZE)).build_ui_state(|ui, app: &mut ChatApp| app.show(ui), app)
     }
 }
@@ -123,98 +157,49 @@ fn submit(harness: &mut Harness<'static, ChatApp>, room: &Room, t: &Texts, user:
 
 /// Registers `user` through the form and waits until the chat shows.
 fn registered(room: &Room, user: &str) -> Harness<'static, ChatApp> {
-    let mut harness = room.app();
-    let t = Lang::En.texts();
+    registered_in(room, user, Lang::En)
+}
+
+/// Registers `user` through the form of the app in `lang` and waits until the chat shows.
+fn registered_in(room: &Room, user: &str, lang: Lang) -> Harness<'static, ChatApp> {
+    let mut harness = room.app_in(lang);
+    let t = lang.texts();
     submit(&mut harness, room, t, user, PASSWORD, t.register);
     pump_until(&mut harness, "the chat after registering", |h| h.state().signed_in_as().is_some());
     harness
 }
 
-#[test]
-fn a_failed_login_shows_its_error() {
-    let room = Room::start();
-    let mut harness = room.app();
-    let t = Lang::En.texts();
-    submit(&mut harness, &room, t, "nobody", PASSWORD, t.log_in);
-    pump_until(&mut harness, "the refusal", |h| h.query_by_label("Unknown user name or wrong password.").is_some());
-    assert!(harness.state().signed_in_as().is_none());
-}
-
-#[test]
-fn an_unreachable_server_is_explained() {
-    let room = Room::start();
-    let mut harness = room.app();
-    let t = Lang::En.texts();
-    // A port nothing listens on: bind one, note it, free it.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    fill(&mut harness, t.server_address, &free.to_string());
-    fill(&mut harness, t.username, "ann");
-    fill(&mut harness, t.password, PASSWORD);
-    harness.get_by_label(t.log_in).click();
-    pump_until(&mut harness, "the unreachable server", |h| h.query_by_label_contains(&free.to_string()).is_some());
-    assert!(harness.state().signed_in_as().is_none());
-}
-
-#[test]
-fn login_reaches_the_world_room_with_the_servers_fingerprint() {
-    let room = Room::start();
-    let fingerprint = room.server.as_ref().map(|s| s.fingerprint().to_string()).unwrap_or_default();
-    let harness = registered(&room, "ann");
-    assert_eq!(harness.state().signed_in_as(), Some(&name("ann")));
-    assert_eq!(harness.state().chat_model().map(|m| m.active().clone()), Some(Target::World));
-    // First contact: the window shows the key's fingerprint to compare with the server operator's.
-    harness.get_by_label_contains(&fingerprint);
-}
-
-#[test]
-fn a_sent_message_appears_and_turns_acknowledged() {
-    let room = Room::start();
-    let mut harness = registered(&room, "ann");
-    let t = Lang::En.texts();
-    let (bob, mut bob_events) = room.classmate("bob");
-    fill(&mut harness, t.compose_hint, "hello over the real network");
-    harness.key_press(egui::Key::Enter);
-    harness.run_steps(2);
-    harness.get_by_label("hello over the real network");
-    let acknowledged = format!("√ {}", t.state_accepted);
-    pump_until(&mut harness, "the acknowledgement", |h| h.query_by_label(&acknowledged).is_some());
-    // The server stored it and fanned it out: the classmate receives it.
-    let received = room.runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(event) = bob_events.recv().await {
+/// Waits (on the room's runtime) for the classmate to receive a message with `text`; `None` after a bound that
+/// only stops a broken test from hanging.
+fn received(room: &Room, events: &mut mpsc::Receiver<ClientEvent>, text: &str) -> Option<ChatMessage> {
+    room.runtime.block_on(async {
+        let wait = async {
+            while let Some(event) = events.recv().await {
                 if let ClientEvent::Message { message, .. } = event
-                    && message.text == "hello over the real network"
+                    && message.text == text
                 {
                     return Some(message);
                 }
             }
             None
-        })
-        .await
-    });
-    let message = received.ok().flatten().expect("bob receives ann's message");
-    assert_eq!((message.from, message.to), (name("ann"), Target::World));
-    room.runtime.block_on(bob.shutdown());
+        };
+        tokio::time::timeout(EVENT_WAIT, wait).await.ok().flatten()
+    })
 }
 
-#[test]
-fn an_incoming_message_raises_an_unread_badge() {
-    let room = Room::start();
-    let mut harness = registered(&room, "ann");
-    let (bob, _bob_events) = room.classmate("bob");
-    room.runtime
-        .block_on(bob.send(Target::User(name("ann")), "are you there?"))
-        .expect("the server accepts bob's message");
-    let bob_target = Target::User(name("bob"));
-    let unread = |h: &Harness<'static, ChatApp>| {
-        h.state().chat_model().and_then(|m| m.conversation(&bob_target)).map_or(0, |c| c.unread)
-    };
-    pump_until(&mut harness, "an unread message from bob", |h| unread(h) == 1);
-    harness.get_by_label("1");
-    // Opening the conversation shows the message and clears the badge.
-    harness.get_by_label("bob").click();
+/// Types `text` into the compose box and presses Enter.
+fn say(harness: &mut Harness<'static, ChatApp>, t: &Texts, text: &str) {
+    fill(harness, t.compose_hint, text);
+    harness.key_press(egui::Key::Enter);
     harness.run_steps(2);
-    harness.get_by_label("are you there?");
-    assert_eq!(unread(&harness), 0);
-    room.runtime.block_on(bob.shutdown());
+}
+
+/// How the window labels a message of mine the server acknowledged.
+fn acknowledged(t: &Texts) -> String {
+    format!("{} {}", t.mark_accepted, t.state_accepted)
+}
+
+/// How the window labels a message of mine delivered to `peers`.
+fn delivered(t: &Texts, peers: &str) -> String {
+    format!("{} {}", t.mark_delivered, (t.state_delivered)(peers))
 }
