@@ -1,7 +1,7 @@
 //! `chatlab`: the desktop app (egui, drawn with OpenGL through glow).
 //!
 //! ```text
-//! chatlab [--lang en|zh] [--server HOST:PORT] [--user NAME] [--stats] [--demo]
+//! chatlab [--lang en|zh] [--server HOST:PORT] [--user NAME] [--stats] [--loss PERCENT [--seed N]] [--demo]
 //! ```
 //!
 //! The window and everything in it live in the library's `ui` module; this file only chooses the network side and
@@ -13,6 +13,10 @@
 //! password in `CHATLAB_PASSWORD` (the command-line client's convention), the app signs in at once, which is what
 //! a lab script or a screenshot wants. The password is never an argument: arguments are visible to every user of
 //! the machine through `ps`.
+//!
+//! `--loss` starts the session with that share of this app's own datagrams dropped (both directions, independent
+//! losses, seeded by `--seed`), exactly as if the student had moved the loss slider and pressed Apply: a lab sheet
+//! can prescribe the path everybody starts from.
 
 use std::process::ExitCode;
 
@@ -22,7 +26,7 @@ use chatlab_client::ui::backend::real::{RealBackend, RealConfig};
 use chatlab_client::ui::backend::{Account, Backend, Command, FakeBackend};
 use chatlab_client::ui::i18n::Lang;
 use chatlab_client::ui::settings::{self, Settings};
-use chatlab_client::ui::{ChatApp, native_options};
+use chatlab_client::ui::{ChatApp, ImpairmentSliders, MAX_LOSS_PERCENT, native_options};
 use chatlab_client::{DEFAULT_SERVER, Password, Username};
 
 /// The environment variable holding the password for signing in at start (as for `chatlab-cli`).
@@ -54,6 +58,24 @@ struct Args {
     /// Run against an in-memory server (no network), to try the interface.
     #[arg(long)]
     demo: bool,
+
+    /// Drop this percentage of the app's own datagrams from the start (0 to 50), as the loss slider does.
+    #[arg(long, value_parser = parse_loss, allow_negative_numbers = true)]
+    loss: Option<f64>,
+
+    /// Seed of the loss of `--loss`, so a class can repeat a run exactly.
+    #[arg(long, default_value_t = 1, requires = "loss")]
+    seed: u64,
+}
+
+/// Reads `--loss`: a percentage the slider could show.
+fn parse_loss(raw: &str) -> Result<f64, String> {
+    let value: f64 = raw.trim_end_matches('%').parse().map_err(|_| format!("{raw:?} is not a number"))?;
+    if (0.0..=MAX_LOSS_PERCENT).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is outside 0 to {MAX_LOSS_PERCENT} percent"))
+    }
 }
 
 /// `--lang` values.
@@ -150,6 +172,11 @@ fn main() -> ExitCode {
     if args.stats {
         app.show_statistics(true);
     }
+    if let Some(loss_percent) = args.loss {
+        // Sent after the sign-in command, which the network side finishes first: the impairment lands on the new
+        // session (and is kept for the next ones, like the slider's).
+        app.apply_impairment(ImpairmentSliders { loss_percent, seed: args.seed, ..ImpairmentSliders::default() });
+    }
     match eframe::run_native("chatlab", native_options(), Box::new(move |_cc| Ok(Box::new(app)))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -184,6 +211,19 @@ mod tests {
         assert_eq!(args.server.as_deref(), Some("10.0.0.1:7878"));
         assert!(args.stats && !args.demo);
         assert!(Args::try_parse_from(["chatlab", "--lang", "fr"]).is_err());
+    }
+
+    #[test]
+    fn loss_must_be_a_percentage_the_slider_offers() {
+        let args = Args::try_parse_from(["chatlab", "--loss", "10", "--seed", "7"]).unwrap();
+        assert_eq!((args.loss, args.seed), (Some(10.0), 7));
+        assert_eq!(Args::try_parse_from(["chatlab", "--loss", "12.5%"]).unwrap().loss, Some(12.5));
+        for bad in ["-1", "51", "lots", "NaN"] {
+            let err = Args::try_parse_from(["chatlab", "--loss", bad]).expect_err(bad).to_string();
+            assert!(err.contains("--loss"), "{err}");
+        }
+        // A seed alone means nothing: it seeds the loss.
+        assert!(Args::try_parse_from(["chatlab", "--seed", "7"]).is_err());
     }
 
     #[test]

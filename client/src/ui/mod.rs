@@ -65,7 +65,7 @@ use i18n::{Lang, Texts};
 use model::ChatModel;
 use settings::Settings;
 use sign_in::SignInForm;
-pub use stats_panel::ImpairmentSliders;
+pub use stats_panel::{ImpairmentSliders, MAX_LOSS_PERCENT};
 use stats_panel::StatsView;
 
 /// Smallest window that still shows the side list, the conversation and the composer.
