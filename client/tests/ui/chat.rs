@@ -105,6 +105,20 @@ fn a_lost_connection_shows_a_banner_and_the_resync_fills_the_gap() {
     assert!(harness.query_by_label_contains(&detail).is_none());
 }
 
+/// Types into the composer while the connection banner shows: its spinner keeps repainting, so a fixed number of
+/// frames is stepped instead of running to rest.
+fn type_under_the_banner(
+    harness: &mut egui_kittest::Harness<'static, chatlab_client::ui::ChatApp>,
+    lang: Lang,
+    text: &str,
+) {
+    let hint = lang.texts().compose_hint;
+    harness.get_by_label(hint).focus();
+    harness.run_steps(2);
+    harness.get_by_label(hint).type_text(text);
+    harness.run_steps(2);
+}
+
 /// Regression: a message sent while the connection banner showed was marked failed, although the network side keeps
 /// it and sends it after the reconnect.
 #[test]
@@ -114,7 +128,7 @@ fn a_message_sent_while_disconnected_is_sent_after_the_reconnect_not_failed() {
     control.lose_connection(Problem::Disconnected { detail: String::from("network unreachable") });
     // The banner's spinner keeps repainting, so step a fixed number of frames instead of running to rest.
     harness.run_steps(3);
-    type_message(&mut harness, "written in the tunnel");
+    type_under_the_banner(&mut harness, Lang::En, "written in the tunnel");
     harness.key_press(egui::Key::Enter);
     harness.run_steps(3);
     harness.get_by_label("written in the tunnel");
@@ -157,7 +171,7 @@ fn a_message_waiting_for_the_connection_says_so_in_chinese() {
     let t = Lang::Zh.texts();
     control.lose_connection(Problem::Other(String::from("网络不可达")));
     harness.run_steps(3);
-    fill(&mut harness, t.compose_hint, "隧道里写的");
+    type_under_the_banner(&mut harness, Lang::Zh, "隧道里写的");
     harness.key_press(egui::Key::Enter);
     harness.run_steps(3);
     harness.get_by_label(&format!("○ {}", t.state_waiting));
