@@ -104,6 +104,8 @@ impl Actor {
         let since = *send.outbox_since.get_or_insert_with(Instant::now);
         send.state = SendState::Queued;
         send.deadline = since + self.config.outbox_max_wait;
+        // The refusal says this copy was not stored; if it is given up later, "not sent" is the truth.
+        send.sent = false;
         true
     }
 

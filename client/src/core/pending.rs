@@ -265,6 +265,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn failing_the_requests_leaves_the_chat_messages_for_the_outbox() {
+        let now = Instant::now();
+        let mut pending = Pending::default();
+        let (history, mut history_rx) = oneshot::channel();
+        pending.requests.insert(1, (Request::History { reply: history }, now));
+        let (logout, mut logout_rx) = oneshot::channel();
+        pending.account = Some((AccountOp::Logout { reply: logout }, now));
+        let (message, mut message_rx) = send(now);
+        pending.sends.insert(5, message);
+        pending.fail_requests(|| ClientError::Disconnected { reason: "reset".into() });
+        assert!(matches!(history_rx.try_recv(), Ok(Err(ClientError::Disconnected { .. }))));
+        assert!(matches!(logout_rx.try_recv(), Ok(Err(ClientError::Disconnected { .. }))));
+        assert!(message_rx.try_recv().is_err(), "the message still waits");
+        assert_eq!(pending.sends_in(SendState::Held), [5]);
+        assert!(pending.requests.is_empty() && pending.account.is_none());
+    }
+
+    #[tokio::test]
     async fn a_send_whose_caller_gave_up_is_dropped() {
         let now = Instant::now();
         let mut pending = Pending::default();
