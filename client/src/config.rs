@@ -55,6 +55,24 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
 /// only the pong, so a busy connection never trips it.
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Longest time a chat message may wait in the outbox for the connection to come back (see `core::outbox`). The
+/// server recognises a resent message by its `client_msg_id` for ten minutes after the user's last session ended
+/// (`FORGET_OFFLINE_AFTER` in the server's `hub::dedup`); five minutes stays well inside that memory, so a message
+/// that was already stored when the connection broke can never be stored twice by its resend. Five minutes also
+/// covers a Wi-Fi hand-over or a server restart, and is short enough that a person is told the message did not go
+/// out while the conversation is still fresh.
+pub const OUTBOX_MAX_WAIT: Duration = Duration::from_secs(5 * 60);
+
+/// The server's memory of a user's `client_msg_id`s after their last session ended (`FORGET_OFFLINE_AFTER`).
+const SERVER_DEDUP_MEMORY: Duration = Duration::from_secs(10 * 60);
+const _: () = assert!(OUTBOX_MAX_WAIT.as_secs() < SERVER_DEDUP_MEMORY.as_secs());
+
+/// Most chat messages the outbox keeps while the connection is down. A person writes a few messages a minute, so 50
+/// covers any real outage; it is also the server's default flood burst (`DEFAULT_FLOOD_BURST` in the server's
+/// `limits`), so the whole outbox sent at once after the reconnect is not refused as a flood. Beyond it `send`
+/// fails at once with [`ClientError::OutboxFull`](crate::ClientError::OutboxFull) instead of piling up text in memory.
+pub const OUTBOX_CAPACITY: usize = 50;
+
 /// Software name sent in `Hello`, for the server's logs.
 pub const CLIENT_NAME: &str = concat!("chatlab-client ", env!("CARGO_PKG_VERSION"));
 
@@ -75,7 +93,8 @@ pub struct ClientConfig {
     pub handshake_timeout: Duration,
     /// See [`REQUEST_TIMEOUT`].
     pub request_timeout: Duration,
-    /// Whether to reconnect (and log in again) when the TCP connection drops.
+    /// Whether to reconnect (and log in again) when the TCP connection drops. Without it, nothing waits in the
+    /// outbox: messages in flight fail with the connection.
     pub reconnect: bool,
     /// See [`RECONNECT_BACKOFF_MIN`].
     pub reconnect_backoff_min: Duration,
@@ -85,6 +104,10 @@ pub struct ClientConfig {
     pub heartbeat_interval: Duration,
     /// See [`HEARTBEAT_TIMEOUT`].
     pub heartbeat_timeout: Duration,
+    /// See [`OUTBOX_MAX_WAIT`]. Keep it below the server's ten-minute memory of `client_msg_id`s.
+    pub outbox_max_wait: Duration,
+    /// See [`OUTBOX_CAPACITY`].
+    pub outbox_capacity: usize,
     /// Settings of the UDP reliability engine (RTO floor, ordering, keepalive, ...).
     pub engine: EngineConfig,
     /// Software name sent in `Hello`.
@@ -112,6 +135,8 @@ impl ClientConfig {
             reconnect_backoff_max: RECONNECT_BACKOFF_MAX,
             heartbeat_interval: HEARTBEAT_INTERVAL,
             heartbeat_timeout: HEARTBEAT_TIMEOUT,
+            outbox_max_wait: OUTBOX_MAX_WAIT,
+            outbox_capacity: OUTBOX_CAPACITY,
             engine: EngineConfig::default(),
             client_name: CLIENT_NAME.to_string(),
             sync_on_login: true,
@@ -171,6 +196,7 @@ mod tests {
         assert_eq!(config.udp_probe_timeout, UDP_PROBE_TIMEOUT);
         assert!(config.reconnect);
         assert!(config.reconnect_backoff_min < config.reconnect_backoff_max);
+        assert_eq!((config.outbox_max_wait, config.outbox_capacity), (OUTBOX_MAX_WAIT, OUTBOX_CAPACITY));
         assert_eq!(DEFAULT_SERVER, format!("127.0.0.1:{DEFAULT_PORT}"));
     }
 }

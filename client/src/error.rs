@@ -175,6 +175,17 @@ pub enum ClientError {
         in_flight: usize,
     },
 
+    /// The connection is down and the outbox already holds as many chat messages as it keeps
+    /// ([`ClientConfig::outbox_capacity`](crate::ClientConfig::outbox_capacity)). This message was not queued.
+    #[error(
+        "{queued} messages already wait for the connection to come back, the most this client keeps; this one was \
+         not sent. Send it again after the reconnect"
+    )]
+    OutboxFull {
+        /// Messages waiting in the outbox.
+        queued: usize,
+    },
+
     /// No answer arrived in time.
     #[error("no answer from the server within {} ({what})", human_duration(*after))]
     Timeout {
@@ -184,8 +195,8 @@ pub enum ClientError {
         after: Duration,
     },
 
-    /// The connection to the server is down (it may be reconnecting). A message sent now is not queued: it fails
-    /// here, so nothing is lost silently.
+    /// The connection to the server is down (it may be reconnecting). A chat message sent while a logged-in session
+    /// reconnects waits in the outbox instead; one that waited too long fails with this variant, saying so.
     #[error("not connected to the server: {reason}")]
     Disconnected {
         /// Why the connection is down.
@@ -263,7 +274,8 @@ impl ClientError {
             | ClientError::TextInvalid { .. }
             | ClientError::UnknownUser { .. }
             | ClientError::Rejected { .. }
-            | ClientError::Busy { .. } => ErrorCategory::Rejected,
+            | ClientError::Busy { .. }
+            | ClientError::OutboxFull { .. } => ErrorCategory::Rejected,
             ClientError::Unreachable { .. }
             | ClientError::ServerKeyChanged { .. }
             | ClientError::Handshake { .. }
@@ -394,6 +406,9 @@ mod tests {
         assert_eq!(ClientError::KnownServers("bad file".into()).category(), ErrorCategory::Other);
         assert_eq!(ClientError::Protocol("odd".into()).category(), ErrorCategory::Other);
         assert_eq!(ClientError::Busy { in_flight: 3 }.category(), ErrorCategory::Rejected);
+        let full = ClientError::OutboxFull { queued: 50 };
+        assert_eq!(full.category(), ErrorCategory::Rejected);
+        assert!(full.to_string().starts_with("50 messages already wait for the connection"), "{full}");
         assert_eq!(ClientError::Closed.category(), ErrorCategory::Connection);
         assert_eq!(
             ClientError::Unreachable { server: "h:1".into(), reason: "refused".into() }.to_string(),

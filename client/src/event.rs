@@ -140,7 +140,8 @@ pub enum ClientEvent {
         reason: TransportReason,
     },
     /// The connection to the server dropped. Requests fail with [`ClientError::Disconnected`] until
-    /// [`ClientEvent::Reconnected`].
+    /// [`ClientEvent::Reconnected`], except chat messages of a logged-in session: those wait in the outbox and go out
+    /// after the reconnect (see [`ClientHandle::send`](crate::ClientHandle::send)).
     Disconnected {
         /// What happened.
         reason: String,
@@ -152,8 +153,9 @@ pub enum ClientEvent {
         /// Wait before the attempt.
         delay: Duration,
     },
-    /// Connected (and logged in again, if a session was open) after a drop; missed messages follow as
-    /// [`MessageSource::Sync`] messages.
+    /// Connected (and logged in again, if a session was open) after a drop. The messages that waited in the outbox
+    /// go out now (their [`ClientEvent::Accepted`] follow), and missed messages follow as [`MessageSource::Sync`]
+    /// messages.
     Reconnected,
     /// A history sync finished; `messages` new messages were emitted before this event.
     Synced {

@@ -53,6 +53,8 @@ impl Client {
         let handle = ClientHandle {
             commands: commands_tx,
             request_timeout: config.request_timeout,
+            // A message may wait in the outbox for the longest wait, and then for its acceptance.
+            send_timeout: config.outbox_max_wait.saturating_add(config.request_timeout),
             server: config.server.clone(),
             fingerprint: established.fingerprint,
             server_software: established.server_software.clone(),
@@ -68,6 +70,7 @@ impl Client {
 pub struct ClientHandle {
     commands: mpsc::Sender<Command>,
     request_timeout: Duration,
+    send_timeout: Duration,
     server: String,
     fingerprint: Fingerprint,
     server_software: String,
@@ -105,11 +108,18 @@ impl ClientHandle {
 
     /// Sends a chat message and resolves once the server has stored it durably. The text is normalised (line
     /// endings, tabs) and checked against the server's rules first; a refusal carries the server's reason.
+    ///
+    /// While the connection is down and a logged-in session is being restored, the message waits in the outbox
+    /// and goes out after the automatic login, so this call may take as long as
+    /// [`ClientConfig::outbox_max_wait`] plus the request timeout. It then resolves with the acceptance as usual, or
+    /// fails with [`ClientError::OutboxFull`] (at once), [`ClientError::Disconnected`] saying the connection did not
+    /// come back in time, or the error that made reconnecting impossible.
     pub async fn send(&self, to: Target, text: &str) -> Result<Accepted, ClientError> {
         let text = text.to_string();
         // The clock starts here, so the latency statistics include the wait in the core's queue, as the caller does.
         let started = tokio::time::Instant::now();
-        self.request("acceptance of a chat message", |reply| Command::Send { to, text, started, reply }).await
+        let command = |reply| Command::Send { to, text, started, reply };
+        self.request_within("acceptance of a chat message", self.send_timeout, command).await
     }
 
     /// One page of a conversation's history: the newest `limit` messages before `before` (or the newest of all),
@@ -184,9 +194,19 @@ impl ClientHandle {
 
     /// Sends a command built around a fresh reply channel and waits for the answer.
     async fn request<T>(&self, what: &str, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, ClientError> {
+        self.request_within(what, self.request_timeout, command).await
+    }
+
+    /// As [`request`](Self::request), for a command the core may take up to `timeout` to answer.
+    async fn request_within<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, ClientError> {
         let (reply, answer) = oneshot::channel();
         self.commands.send(command(reply)).await.map_err(|_| ClientError::Closed)?;
-        let wait = self.request_timeout + HANDLE_GRACE;
+        let wait = timeout.saturating_add(HANDLE_GRACE);
         match tokio::time::timeout(wait, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(ClientError::Closed),

@@ -130,8 +130,11 @@ impl Actor {
     }
 
     fn reject(&mut self, client_msg_id: u64, code: ErrorCode, message: String) {
+        if code == ErrorCode::ServerShuttingDown && self.keep_through_restart(client_msg_id) {
+            return;
+        }
         let Some(send) = self.pending.sends.remove(&client_msg_id) else { return };
-        let max = self.session.as_ref().map_or(MAX_TEXT_BYTES, |session| session.max_text_bytes);
+        let max = self.text_limit;
         let _ = send.reply.send(Err(ClientError::from_chat_rejection(code, message, send.text.len(), max)));
     }
 
@@ -210,6 +213,7 @@ impl Actor {
             self.lose_link(format!("logging in again failed: {err}")).await;
         } else {
             self.credentials = None;
+            self.fail_outbox(&err);
             self.emit(ClientEvent::Error(err)).await;
         }
     }
@@ -228,10 +232,10 @@ impl Actor {
         let relogin = reply.is_none();
         let max_text_bytes = usize::try_from(grant.max_text_bytes).unwrap_or(MAX_TEXT_BYTES).min(MAX_TEXT_BYTES);
         self.credentials = Some(credentials);
+        self.text_limit = max_text_bytes;
         // Stream numbers belong to one engine; a new session starts a new engine.
         self.streams = chatlab_proto::chat::StreamMap::new();
         self.session = Some(super::Session {
-            max_text_bytes,
             transport: self.preference,
             key_material: *grant.key_material.expose(),
             connection_id: grant.connection_id,
@@ -245,6 +249,10 @@ impl Actor {
             self.emit(ClientEvent::Reconnected).await;
         }
         self.begin_transport().await;
+        if relogin {
+            // Before the sync, so the server answers the resends first and the sync finds them known.
+            self.release_outbox().await;
+        }
         let transport = self.session.as_ref().map_or(Transport::Tcp, |session| session.transport);
         if let Some(reply) = reply {
             let _ = reply.send(Ok(SessionInfo { user: grant.user, max_text_bytes, transport }));

@@ -8,17 +8,23 @@
 //!
 //! When the connection is lost:
 //!
-//! 1. everything in flight fails at once with [`ClientError::Disconnected`]: a message sent into a dead connection
-//!    is never reported as sent, and the face can offer to send it again;
+//! 1. the requests in flight (history, user list, sync, an account operation) fail at once with
+//!    [`ClientError::Disconnected`]: their answers would describe a moment that has passed, and the face asks again
+//!    after the reconnect. Chat messages are different: when a logged-in session will be restored, every message
+//!    still waiting for its acceptance moves to the *outbox* ([`super::outbox`]) and goes out again, under the same
+//!    `client_msg_id`, once the client has logged in again; the server recognises a message it already stored, so
+//!    nothing is stored twice. Without reconnection they fail like the rest;
 //! 2. the session ends with it (the server ends it too: a session lives on one TCP connection);
 //! 3. reconnection attempts follow with exponential back-off ([`crate::backoff`]); each one runs the full
-//!    handshake, checks the pinned key again and, if a login was open, logs in with the remembered credentials;
-//! 4. a history sync from the cursor of the last *completed* sync fetches what was said meanwhile, and what was
-//!    still in flight over UDP when the connection died (ids overtake each other across streams, so the largest
-//!    id seen is no safe cursor).
+//!    handshake, checks the pinned key again and, if a login was open, logs in with the remembered credentials (an
+//!    automatic login that gets no answer counts as another lost connection, so it is tried again);
+//! 4. the outbox is sent, oldest first, then a history sync from the cursor of the last *completed* sync fetches
+//!    what was said meanwhile, and what was still in flight over UDP when the connection died (ids overtake each
+//!    other across streams, so the largest id seen is no safe cursor).
 //!
 //! A reconnection that can never succeed (the server's key changed, another protocol version, a broken
-//! known-servers file) stops the attempts and is reported once as [`ClientEvent::Error`].
+//! known-servers file) stops the attempts, fails what waits in the outbox with the same error, and is reported once
+//! as [`ClientEvent::Error`].
 
 use tokio::time::Instant;
 
@@ -40,7 +46,13 @@ impl Actor {
         self.generation = self.generation.wrapping_add(1);
         self.link = Link::Down { reason: reason.clone() };
         self.session = None;
-        self.pending.fail_all(|| ClientError::Disconnected { reason: reason.clone() });
+        let disconnected = || ClientError::Disconnected { reason: reason.clone() };
+        if self.config.reconnect && self.credentials.is_some() {
+            self.pending.fail_requests(disconnected);
+            self.keep_unanswered_sends();
+        } else {
+            self.pending.fail_all(disconnected);
+        }
         self.emit(ClientEvent::Disconnected { reason: reason.clone() }).await;
         if self.config.reconnect {
             self.schedule_reconnect(reason).await;
@@ -119,6 +131,7 @@ impl Actor {
             }
             Err(err) if is_permanent(&err) => {
                 self.link = Link::Down { reason: err.to_string() };
+                self.fail_outbox(&err);
                 self.emit(ClientEvent::Error(err)).await;
             }
             Err(err) => self.schedule_reconnect(err.to_string()).await,

@@ -28,9 +28,11 @@
 //! | `inbound.rs` | messages from the server, on either transport |
 //! | `transport.rs` | the UDP probe, the fall-back to TCP, switching transports |
 //! | `link.rs` | losing the connection, back-off, reconnecting and logging in again |
+//! | `outbox.rs` | chat messages that wait for the connection to come back, and go out after the reconnect |
 
 mod inbound;
 mod link;
+mod outbox;
 mod pending;
 mod requests;
 mod transport;
@@ -50,13 +52,13 @@ use chatlab_proto::noise::Transport as NoiseTransport;
 use crate::backoff::Backoff;
 use crate::channel::{self, ControlWriter, Established, Inbound};
 use crate::config::ClientConfig;
-use crate::error::ClientError;
+use crate::error::{ClientError, human_duration};
 use crate::event::{Accepted, ClientEvent, HistoryPage, SessionInfo};
 use crate::recent_ids::RecentIds;
 use crate::stats::{ClientStats, LatencyRecorder};
 use crate::udp::{Impairment, SessionEndpoint, UdpLink, UdpReport, UdpStats};
 
-use pending::Pending;
+use pending::{AccountOp, Failed, Pending, SendState};
 
 /// How often the actor checks its deadlines (request timeouts, the UDP probe, the heartbeat, reconnection). 50 ms
 /// is far below every timeout it serves (the shortest is the probe's 3 s) and costs nothing measurable.
@@ -139,7 +141,6 @@ struct Probe {
 
 /// A logged-in session.
 struct Session {
-    max_text_bytes: usize,
     /// Where chat messages go now.
     transport: Transport,
     /// The grant's datagram parameters, kept to build the session's endpoint when UDP first starts.
@@ -183,6 +184,9 @@ pub(crate) struct Actor {
     pending: Pending,
     next_req: u32,
     next_client_msg_id: u64,
+    /// The longest text the server accepts, from the last session grant: the limit messages are checked against
+    /// while they wait in the outbox without a session.
+    text_limit: usize,
     /// Largest message id this client has seen. Only says whether there is anything to catch up on after a
     /// reconnect; it is *not* a sync cursor: ids arrive out of order across UDP streams, so a smaller id may still
     /// be in flight (or stranded in a dead UDP path) when a larger one has arrived.
@@ -238,6 +242,7 @@ impl Actor {
             // Random start: the server may recognise a resend by its client_msg_id, so two runs of the CLI must not
             // reuse each other's numbers. The top bit stays clear so the counter never wraps in practice.
             next_client_msg_id: rand::random::<u64>() >> 1,
+            text_limit: chatlab_proto::limits::MAX_TEXT_BYTES,
             last_id: 0,
             sync_cursor: 0,
             recent: RecentIds::default(),
@@ -311,9 +316,22 @@ impl Actor {
     /// Everything time-driven.
     async fn on_tick(&mut self) {
         let now = Instant::now();
+        let mut relogin_unanswered = false;
         for expired in self.pending.take_expired(now) {
-            let what = expired.what().to_string();
-            expired.fail(ClientError::Timeout { what, after: self.config.request_timeout });
+            let err = match &expired {
+                Failed::Send(send) if send.state == SendState::Queued => self.outbox_expired(send),
+                Failed::Account(AccountOp::Login { reply: None, .. }) => {
+                    relogin_unanswered = true;
+                    continue;
+                }
+                other => ClientError::Timeout { what: other.what().to_string(), after: self.config.request_timeout },
+            };
+            expired.fail(err);
+        }
+        if relogin_unanswered {
+            // Nobody waits for the automatic login, but the outbox does: try the whole reconnection again.
+            let after = human_duration(self.config.request_timeout);
+            self.lose_link(format!("no answer to logging in again within {after}")).await;
         }
         self.tick_probe(now).await;
         self.tick_link(now).await;
@@ -353,6 +371,13 @@ impl Actor {
     /// Emits an event; a face that dropped its receiver simply stops hearing.
     async fn emit(&self, event: ClientEvent) {
         let _ = self.events.send(event).await;
+    }
+
+    /// A fresh `client_msg_id`: the message's name for its whole life, resends included.
+    fn client_msg_id(&mut self) -> u64 {
+        let id = self.next_client_msg_id;
+        self.next_client_msg_id = self.next_client_msg_id.wrapping_add(1);
+        id
     }
 
     /// A fresh request number.

@@ -75,6 +75,8 @@ pub(super) enum Request {
 /// Where a chat message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SendState {
+    /// In the outbox: the connection is down and the session is being restored (see `outbox.rs`).
+    Queued,
     /// Held while the UDP probe decides the transport.
     Held,
     /// Sent on this transport.
@@ -90,8 +92,14 @@ pub(super) struct PendingSend {
     pub text: String,
     pub state: SendState,
     pub deadline: Instant,
-    /// When the caller asked to send: the start of the delivery latency.
+    /// When the caller asked to send, or when the message left the outbox: the start of the delivery latency.
     pub started: Instant,
+    /// When the message first entered the outbox, if it ever did. Its longest wait counts from here and is never
+    /// extended, however often the connection breaks again.
+    pub outbox_since: Option<Instant>,
+    /// Whether the message went out on a transport at least once. If so the server may have stored it even when
+    /// no acceptance came back, and a failure must not claim it was not sent.
+    pub sent: bool,
 }
 
 /// Everything in flight.
@@ -173,14 +181,19 @@ impl Pending {
 
     /// Fails everything in flight with errors made by `err`.
     pub(super) fn fail_all(&mut self, err: impl Fn() -> ClientError) {
+        self.fail_requests(&err);
+        while let Some((_, send)) = self.sends.pop_first() {
+            Failed::Send(send).fail(err());
+        }
+    }
+
+    /// Fails the account operation and the numbered requests, leaving the chat messages where they are.
+    pub(super) fn fail_requests(&mut self, err: impl Fn() -> ClientError) {
         if let Some((op, _)) = self.account.take() {
             Failed::Account(op).fail(err());
         }
         for (_, (request, _)) in self.requests.drain() {
             Failed::Request(request).fail(err());
-        }
-        while let Some((_, send)) = self.sends.pop_first() {
-            Failed::Send(send).fail(err());
         }
     }
 
@@ -209,6 +222,8 @@ mod tests {
             state: SendState::Held,
             deadline,
             started: Instant::now(),
+            outbox_since: None,
+            sent: false,
         };
         (send, rx)
     }
@@ -247,6 +262,24 @@ mod tests {
         assert!(matches!(users_rx.try_recv(), Ok(Err(ClientError::Disconnected { .. }))));
         assert!(matches!(young_rx.try_recv(), Ok(Err(ClientError::Disconnected { .. }))));
         assert!(pending.sends.is_empty() && pending.requests.is_empty() && pending.account.is_none());
+    }
+
+    #[tokio::test]
+    async fn failing_the_requests_leaves_the_chat_messages_for_the_outbox() {
+        let now = Instant::now();
+        let mut pending = Pending::default();
+        let (history, mut history_rx) = oneshot::channel();
+        pending.requests.insert(1, (Request::History { reply: history }, now));
+        let (logout, mut logout_rx) = oneshot::channel();
+        pending.account = Some((AccountOp::Logout { reply: logout }, now));
+        let (message, mut message_rx) = send(now);
+        pending.sends.insert(5, message);
+        pending.fail_requests(|| ClientError::Disconnected { reason: "reset".into() });
+        assert!(matches!(history_rx.try_recv(), Ok(Err(ClientError::Disconnected { .. }))));
+        assert!(matches!(logout_rx.try_recv(), Ok(Err(ClientError::Disconnected { .. }))));
+        assert!(message_rx.try_recv().is_err(), "the message still waits");
+        assert_eq!(pending.sends_in(SendState::Held), [5]);
+        assert!(pending.requests.is_empty() && pending.account.is_none());
     }
 
     #[tokio::test]

@@ -123,10 +123,15 @@ impl Actor {
     }
 
     async fn send_chat(&mut self, to: Target, text: String, started: Instant, reply: Reply<Accepted>) {
-        let checked = self.session_check().and_then(|()| {
-            let max = self.session.as_ref().map_or(0, |session| session.max_text_bytes);
+        // While a logged-in session is being restored, the message waits in the outbox (see `outbox.rs`).
+        let queue = self.outbox_open();
+        let checked = match queue {
+            true => Ok(()),
+            false => self.session_check(),
+        }
+        .and_then(|()| {
             let text = normalize_text(&text);
-            validate_text_with_limit(&text, max).map_err(text_error)?;
+            validate_text_with_limit(&text, self.text_limit).map_err(text_error)?;
             Ok(text)
         });
         let text = match checked {
@@ -136,15 +141,19 @@ impl Actor {
                 return;
             }
         };
+        if queue {
+            self.queue_in_outbox(to, text, reply);
+            return;
+        }
         let Some(session) = &self.session else { return };
         let state = match session.probe {
             Some(_) => SendState::Held,
             None => SendState::Sent(session.transport),
         };
-        let client_msg_id = self.next_client_msg_id;
-        self.next_client_msg_id = self.next_client_msg_id.wrapping_add(1);
+        let client_msg_id = self.client_msg_id();
         let deadline = self.deadline();
-        self.pending.sends.insert(client_msg_id, PendingSend { reply, to, text, state, deadline, started });
+        let send = PendingSend { reply, to, text, state, deadline, started, outbox_since: None, sent: false };
+        self.pending.sends.insert(client_msg_id, send);
         if let SendState::Sent(transport) = state {
             self.dispatch(client_msg_id, transport).await;
         }
@@ -159,6 +168,7 @@ impl Actor {
             _ => Transport::Tcp,
         };
         send.state = SendState::Sent(transport);
+        send.sent = true;
         let (to, text) = (send.to.clone(), send.text.clone());
         match (transport, udp) {
             (Transport::Udp, Some(udp)) => {

@@ -287,6 +287,7 @@ fn message(ui: &mut egui::Ui, entry: &super::model::Entry, mine: bool, t: &Texts
         if mine {
             let (mark, words) = match &entry.state {
                 MessageState::Sending => (t.mark_sending, t.state_sending.to_owned()),
+                MessageState::Waiting => (t.mark_sending, t.state_waiting.to_owned()),
                 MessageState::Accepted => (t.mark_accepted, t.state_accepted.to_owned()),
                 MessageState::Delivered(to) => {
                     let names: Vec<&str> = to.iter().map(|u| u.as_str()).collect();

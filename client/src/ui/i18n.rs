@@ -134,6 +134,7 @@ pub struct Texts {
     pub too_long: fn(used: usize, max: usize) -> String,
     pub control_char: fn(char) -> String,
     pub state_sending: &'static str,
+    pub state_waiting: &'static str,
     pub state_accepted: &'static str,
     pub state_delivered: fn(peers: &str) -> String,
     pub state_failed: fn(reason: &str) -> String,
@@ -148,6 +149,8 @@ pub struct Texts {
     pub transport_udp: &'static str,
     pub transport_tcp: &'static str,
     pub transport_changed: fn(Transport, &TransportReason) -> String,
+    pub transport_switching: fn(Transport) -> String,
+    pub transport_switch_failed: fn(Transport, reason: &str) -> String,
     pub connection_lost: fn(reason: &str) -> String,
     pub reconnected: &'static str,
     pub dismiss: &'static str,
@@ -293,6 +296,7 @@ pub static EN: Texts = Texts {
         format!("The message contains the invisible control character U+{:04X}; remove it.", u32::from(ch))
     },
     state_sending: "sending",
+    state_waiting: "waiting for the connection; sent as soon as it is back",
     state_accepted: "acknowledged by the server",
     state_delivered: |peers| format!("delivered to {peers}"),
     state_failed: |reason| format!("not sent: {reason}"),
@@ -306,10 +310,7 @@ pub static EN: Texts = Texts {
     transport_udp: "UDP with acks",
     transport_tcp: "TCP",
     transport_changed: |transport, reason| {
-        let name = match transport {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-        };
+        let name = transport_name(transport);
         match reason {
             TransportReason::Requested | TransportReason::SessionStart => format!("Chat now travels over {name}."),
             TransportReason::UdpUnanswered { address } => {
@@ -317,6 +318,8 @@ pub static EN: Texts = Texts {
             }
         }
     },
+    transport_switching: |transport| format!("Switching to {}…", transport_name(transport)),
+    transport_switch_failed: |transport, reason| format!("Could not switch to {}: {reason}", transport_name(transport)),
     connection_lost: |reason| format!("Connection lost: {reason} Reconnecting…"),
     reconnected: "Reconnected. Messages you missed are being fetched.",
     dismiss: "Dismiss",
@@ -451,6 +454,7 @@ pub static ZH: Texts = Texts {
     too_long: |used, max| format!("消息太长，无法发送：{used} 字节，最多 {max} 字节。请缩短消息。"),
     control_char: |ch| format!("消息中含有不可见的控制字符 U+{:04X}，请删除。", u32::from(ch)),
     state_sending: "发送中",
+    state_waiting: "等待连接恢复，恢复后自动发送",
     state_accepted: "服务器已确认",
     state_delivered: |peers| format!("已送达 {peers}"),
     state_failed: |reason| format!("未发送：{reason}"),
@@ -464,10 +468,7 @@ pub static ZH: Texts = Texts {
     transport_udp: "UDP（带确认）",
     transport_tcp: "TCP",
     transport_changed: |transport, reason| {
-        let name = match transport {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-        };
+        let name = transport_name(transport);
         match reason {
             TransportReason::Requested | TransportReason::SessionStart => format!("聊天消息现在通过 {name} 传输。"),
             TransportReason::UdpUnanswered { address } => {
@@ -475,6 +476,8 @@ pub static ZH: Texts = Texts {
             }
         }
     },
+    transport_switching: |transport| format!("正在切换到 {}…", transport_name(transport)),
+    transport_switch_failed: |transport, reason| format!("无法切换到 {}：{reason}", transport_name(transport)),
     connection_lost: |reason| format!("连接已断开：{reason} 正在重新连接…"),
     reconnected: "已重新连接，正在获取错过的消息。",
     dismiss: "关闭",
@@ -544,6 +547,14 @@ pub static ZH: Texts = Texts {
     problem: problem_zh,
 };
 
+/// The short name of a transport, the same in both languages.
+fn transport_name(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Udp => "UDP",
+        Transport::Tcp => "TCP",
+    }
+}
+
 fn problem_en(problem: &Problem) -> String {
     match problem {
         Problem::Refused { code, message } => match code {
@@ -573,6 +584,10 @@ fn problem_en(problem: &Problem) -> String {
         }
         Problem::TimedOut { address } => format!("The server at {address} did not answer in time."),
         Problem::Disconnected { detail } => format!("The connection to the server closed ({detail})."),
+        Problem::OutboxFull { queued } => format!(
+            "{queued} messages already wait for the connection to come back, the most kept; this one was not sent. \
+             Send it again after the reconnect."
+        ),
         Problem::Other(sentence) => sentence.clone(),
     }
 }
@@ -602,6 +617,9 @@ fn problem_zh(problem: &Problem) -> String {
         }
         Problem::TimedOut { address } => format!("{address} 的服务器没有及时应答。"),
         Problem::Disconnected { detail } => format!("与服务器的连接已关闭（{detail}）。"),
+        Problem::OutboxFull { queued } => {
+            format!("已有 {queued} 条消息在等待连接恢复，已达上限；这条消息没有发送。请在重新连接后再发送。")
+        }
         Problem::Other(sentence) => sentence.clone(),
     }
 }
@@ -655,6 +673,23 @@ mod tests {
         assert!((EN.name_error)(&err).contains("' '"));
         assert!((ZH.name_error)(&err).contains("' '"));
         assert_eq!((ZH.name_error)(&NameError::Empty), "请输入用户名。");
+    }
+
+    #[test]
+    fn a_failed_transport_switch_names_the_transport_and_the_reason() {
+        assert_eq!(
+            (EN.transport_switch_failed)(Transport::Tcp, "not connected."),
+            "Could not switch to TCP: not connected."
+        );
+        assert_eq!((ZH.transport_switch_failed)(Transport::Udp, "未连接。"), "无法切换到 UDP：未连接。");
+        assert_eq!((EN.transport_switching)(Transport::Tcp), "Switching to TCP…");
+    }
+
+    #[test]
+    fn a_full_outbox_is_explained_in_both_languages() {
+        let full = Problem::OutboxFull { queued: 50 };
+        assert!((EN.problem)(&full).starts_with("50 messages already wait for the connection"));
+        assert!((ZH.problem)(&full).contains("50 条消息在等待连接恢复"));
     }
 
     #[test]

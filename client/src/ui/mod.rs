@@ -311,7 +311,7 @@ impl ChatApp {
             }
             BackendEvent::TransportChanged { transport, reason } => {
                 chat.transport = transport;
-                self.stats.transport = transport;
+                self.stats.transport_changed(transport);
                 if reason != TransportReason::SessionStart {
                     chat.notices.retain(|n| !matches!(n, Notice::Transport(..)));
                     chat.notices.push(Notice::Transport(transport, reason));
@@ -322,11 +322,13 @@ impl ChatApp {
                 chat.lost = Some(problem);
             }
             BackendEvent::Reconnected => {
+                model.reconnected();
                 chat.lost = None;
                 chat.notices.retain(|n| *n != Notice::Reconnected);
                 chat.notices.push(Notice::Reconnected);
             }
             BackendEvent::ImpairmentFailed(problem) => chat.notices.push(Notice::Problem(problem)),
+            BackendEvent::TransportSwitchFailed { wanted, problem } => self.stats.switch_failed(wanted, problem),
             // Handled in `handle_event`.
             BackendEvent::LoginFailed(_)
             | BackendEvent::ServerKeyChanged { .. }

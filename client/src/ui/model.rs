@@ -13,6 +13,10 @@
 //!   stored it durably; it will not be lost), then *delivered* (a receipt says it reached the other person's
 //!   client). These are three different facts, learnt from three different packets, which is exactly what a class
 //!   should see.
+//! - **Waiting is not failing.** While the connection is down the network side keeps the user's messages (those
+//!   typed meanwhile and those still unacknowledged when it broke) and sends them after reconnecting. They show as
+//!   *waiting for the connection* until then, go back to *sending* once reconnected, and turn *accepted* when the
+//!   acknowledgement arrives; only a refusal (or a wait the network side gives up on) marks one *failed*.
 //! - **Unread** counts live messages from others in conversations the user is not looking at; opening the
 //!   conversation clears it.
 //! - **Date separators** go between two messages whose timestamps fall on different local days.
@@ -31,6 +35,9 @@ pub enum MessageState {
     Received,
     /// Typed and handed to the network side; no acknowledgement yet.
     Sending,
+    /// Typed while the connection is down (or sent just before it broke): kept by the network side, sent after the
+    /// reconnect.
+    Waiting,
     /// Stored by the server.
     Accepted,
     /// Reached these recipients' clients.
@@ -136,6 +143,8 @@ pub struct ChatModel {
     pending_in: HashMap<LocalId, Target>,
     stored_in: HashMap<u64, Target>,
     max_id: u64,
+    /// The connection is down (between a lost connection and the reconnect).
+    offline: bool,
 }
 
 impl ChatModel {
@@ -152,6 +161,7 @@ impl ChatModel {
             pending_in: HashMap::new(),
             stored_in: HashMap::new(),
             max_id: 0,
+            offline: false,
         }
     }
 
@@ -187,7 +197,8 @@ impl ChatModel {
         self.active = target;
     }
 
-    /// Records a message the user typed; it shows at once as sending. Returns its local id for the send command.
+    /// Records a message the user typed; it shows at once as sending (as waiting while the connection is down).
+    /// Returns its local id for the send command.
     pub fn compose(&mut self, to: Target, text: String) -> LocalId {
         self.next_local += 1;
         let local_id = LocalId(self.next_local);
@@ -198,7 +209,7 @@ impl ChatModel {
             to: to.clone(),
             text,
             sent_at_ms: None,
-            state: MessageState::Sending,
+            state: if self.offline { MessageState::Waiting } else { MessageState::Sending },
         };
         self.conversations.entry(to.clone()).or_default().pending.push(entry);
         self.pending_in.insert(local_id, to);
@@ -238,7 +249,7 @@ impl ChatModel {
             MessageState::Delivered(to_whom) => {
                 to_whom.insert(to);
             }
-            MessageState::Accepted | MessageState::Sending => {
+            MessageState::Accepted | MessageState::Sending | MessageState::Waiting => {
                 entry.state = MessageState::Delivered(BTreeSet::from([to]));
             }
             MessageState::Received | MessageState::Failed(_) => {}
@@ -322,13 +333,35 @@ impl ChatModel {
         conversation.history = if more { HistoryState::More } else { HistoryState::Complete };
     }
 
-    /// The connection was lost: a history request in flight will not be answered, so it may be asked again.
+    /// The connection was lost: a history request in flight will not be answered, so it may be asked again; the
+    /// user's unacknowledged messages wait for the connection.
     pub fn connection_lost(&mut self) {
+        self.offline = true;
         for conversation in self.conversations.values_mut() {
             if conversation.history == HistoryState::Loading {
                 conversation.history = HistoryState::Unknown;
             }
+            for entry in &mut conversation.pending {
+                if entry.state == MessageState::Sending {
+                    entry.state = MessageState::Waiting;
+                }
+            }
         }
+    }
+
+    /// The connection is back: the waiting messages are being sent.
+    pub fn reconnected(&mut self) {
+        self.offline = false;
+        for entry in self.conversations.values_mut().flat_map(|c| c.pending.iter_mut()) {
+            if entry.state == MessageState::Waiting {
+                entry.state = MessageState::Sending;
+            }
+        }
+    }
+
+    /// Whether the connection is down.
+    pub fn is_offline(&self) -> bool {
+        self.offline
     }
 
     /// The complete list of users online.
@@ -466,6 +499,40 @@ mod tests {
         model.accepted(a, 4, T0);
         let texts: Vec<&str> = model.conversation(&Target::World).unwrap().entries().map(|e| e.text.as_str()).collect();
         assert_eq!(texts, vec!["m3", "a", "b"]);
+    }
+
+    /// Regression: a message typed while the connection was down showed as failed, though the network side keeps
+    /// it and sends it after the reconnect.
+    #[test]
+    fn a_message_sent_while_disconnected_waits_then_sends_then_is_accepted_not_failed() {
+        let mut model = ChatModel::new(name("ann"));
+        let state = |m: &ChatModel, n: usize| {
+            m.conversation(&Target::World).and_then(|c| c.entries().nth(n).map(|e| e.state.clone()))
+        };
+        let in_flight = model.compose(Target::World, String::from("before"));
+        model.connection_lost();
+        assert!(model.is_offline());
+        let typed = model.compose(Target::World, String::from("during"));
+        assert_eq!((state(&model, 0), state(&model, 1)), (Some(MessageState::Waiting), Some(MessageState::Waiting)));
+        model.reconnected();
+        assert!(!model.is_offline());
+        assert_eq!((state(&model, 0), state(&model, 1)), (Some(MessageState::Sending), Some(MessageState::Sending)));
+        model.accepted(in_flight, 1, T0);
+        model.accepted(typed, 2, T0);
+        assert_eq!((state(&model, 0), state(&model, 1)), (Some(MessageState::Accepted), Some(MessageState::Accepted)));
+    }
+
+    #[test]
+    fn a_waiting_message_can_still_fail_or_be_accepted_before_the_reconnect_is_reported() {
+        let mut model = ChatModel::new(name("ann"));
+        let failed = model.compose(Target::World, String::from("a"));
+        let early = model.compose(Target::World, String::from("b"));
+        model.connection_lost();
+        model.rejected(failed, Problem::OutboxFull { queued: 50 });
+        model.accepted(early, 4, T0);
+        let states: Vec<MessageState> =
+            model.conversation(&Target::World).unwrap().entries().map(|e| e.state.clone()).collect();
+        assert_eq!(states, vec![MessageState::Accepted, MessageState::Failed(Problem::OutboxFull { queued: 50 })]);
     }
 
     #[test]

@@ -25,7 +25,7 @@ use chatlab_proto::control::Transport;
 use chatlab_proto::impair::{GilbertElliott, ImpairmentConfig, ImpairmentError, LossModel};
 use egui_plot::{FilledArea, Legend, Line, Plot, PlotPoints, Points};
 
-use super::backend::{Command, Impairment, StatsUpdate};
+use super::backend::{Command, Impairment, Problem, StatsUpdate};
 use super::export::{self, SeriesPoint};
 use super::i18n::Texts;
 
@@ -141,6 +141,10 @@ pub(super) struct StatsView {
     pub(super) visible: bool,
     /// The transport chat uses now.
     pub(super) transport: Transport,
+    /// The switch was asked for this transport and has not been answered yet.
+    switching: Option<Transport>,
+    /// The last switch failed: the transport asked for, and why.
+    switch_failed: Option<(Transport, Problem)>,
     latest: Option<StatsUpdate>,
     previous: Option<(f64, u64, u64)>,
     series: VecDeque<SeriesPoint>,
@@ -154,6 +158,8 @@ impl Default for StatsView {
         StatsView {
             visible: false,
             transport: Transport::Udp,
+            switching: None,
+            switch_failed: None,
             latest: None,
             previous: None,
             series: VecDeque::new(),
@@ -174,8 +180,23 @@ impl StatsView {
         self.latest.as_ref()
     }
 
-    /// Forgets the figures of the last session.
+    /// Chat travels over `transport` now: the switch shows it and any pending or failed switch is over.
+    pub(super) fn transport_changed(&mut self, transport: Transport) {
+        self.transport = transport;
+        self.switching = None;
+        self.switch_failed = None;
+    }
+
+    /// A switch to `wanted` failed: the switch falls back to the transport in use and says why.
+    pub(super) fn switch_failed(&mut self, wanted: Transport, problem: Problem) {
+        self.switching = None;
+        self.switch_failed = Some((wanted, problem));
+    }
+
+    /// Forgets the figures (and the switch's state) of the last session.
     pub(super) fn reset(&mut self) {
+        self.switching = None;
+        self.switch_failed = None;
         self.latest = None;
         self.previous = None;
         self.series.clear();
@@ -227,14 +248,7 @@ impl StatsView {
         let mut commands = Vec::new();
         egui::ScrollArea::vertical().id_salt("statistics_scroll").show(ui, |ui| {
             ui.heading(t.stats_title);
-            ui.horizontal(|ui| {
-                ui.label(t.transport_label);
-                for (transport, label) in [(Transport::Udp, t.transport_udp), (Transport::Tcp, t.transport_tcp)] {
-                    if ui.radio(self.transport == transport, label).clicked() && self.transport != transport {
-                        commands.push(Command::SetTransport(transport));
-                    }
-                }
-            });
+            commands.extend(self.transport_switch(ui, t));
             ui.separator();
             match &self.latest {
                 None => {
@@ -251,6 +265,35 @@ impl StatsView {
             self.export(ui, t);
         });
         commands
+    }
+
+    /// The transport radio buttons. A click shows the wanted transport at once with a spinner; the answer (the
+    /// transport actually in use) puts the switch right, and a failure also says why beside it, where the user
+    /// looks.
+    fn transport_switch(&mut self, ui: &mut egui::Ui, t: &Texts) -> Option<Command> {
+        let mut command = None;
+        let shown = self.switching.unwrap_or(self.transport);
+        ui.horizontal(|ui| {
+            ui.label(t.transport_label);
+            for (transport, label) in [(Transport::Udp, t.transport_udp), (Transport::Tcp, t.transport_tcp)] {
+                if ui.radio(shown == transport, label).clicked() && shown != transport {
+                    self.switching = (transport != self.transport).then_some(transport);
+                    self.switch_failed = None;
+                    command = Some(Command::SetTransport(transport));
+                }
+            }
+        });
+        if let Some(wanted) = self.switching {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.weak((t.transport_switching)(wanted));
+            });
+        }
+        if let Some((wanted, problem)) = &self.switch_failed {
+            let sentence = (t.transport_switch_failed)(*wanted, &(t.problem)(problem));
+            ui.add(egui::Label::new(egui::RichText::new(sentence).color(ui.visuals().error_fg_color)).wrap());
+        }
+        command
     }
 
     fn impairment(&mut self, ui: &mut egui::Ui, t: &Texts) -> Option<Command> {
@@ -420,6 +463,17 @@ fn plots(ui: &mut egui::Ui, update: &StatsUpdate, series: &VecDeque<SeriesPoint>
 mod tests {
     use super::*;
     use crate::ui::export::tests::sample_update;
+
+    #[test]
+    fn a_failed_switch_falls_back_to_the_transport_in_use_and_keeps_the_reason() {
+        let mut view = StatsView { switching: Some(Transport::Tcp), ..StatsView::default() };
+        let problem = Problem::Disconnected { detail: String::from("reset") };
+        view.switch_failed(Transport::Tcp, problem.clone());
+        assert_eq!(view.switching.unwrap_or(view.transport), Transport::Udp);
+        assert_eq!(view.switch_failed, Some((Transport::Tcp, problem)));
+        view.transport_changed(Transport::Tcp);
+        assert_eq!((view.transport, view.switching, view.switch_failed), (Transport::Tcp, None, None));
+    }
 
     #[test]
     fn default_form_is_a_perfect_link() {

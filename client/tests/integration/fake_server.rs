@@ -3,8 +3,11 @@
 //! It speaks the protocol of `docs/protocol.md` on one port for TCP and UDP: the Noise NX handshake (raw fixed-size
 //! messages), frames of Noise transport messages, `Hello`/`Welcome`, accounts in memory, session grants, chat over
 //! TCP and over UDP (an [`Endpoint`] per session), fan-out, history, sync, the user list and `UseTransport`. It has
-//! no storage, limits or rate limiting: the real server's tests cover those. Test hooks let a test black-hole UDP,
-//! drop every TCP connection, refuse new ones for a while, and inject messages from other users.
+//! no storage, limits or rate limiting: the real server's tests cover those. Like the real server it recognises a
+//! resent message by its sender and `client_msg_id` and answers it with the first copy's id. Test hooks let a test
+//! black-hole UDP, drop every TCP connection, refuse new ones for a while, close a connection right after storing a
+//! chat message (so its acceptance is lost), leave logins unanswered, speak another protocol version, and inject
+//! messages from other users.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -63,6 +66,18 @@ struct State {
     datagrams: Vec<Vec<u8>>,
     /// The `after_id` of every `SyncHistory`, in arrival order.
     sync_requests: Vec<u64>,
+    /// Stored messages by sender and `client_msg_id`: (target, text, id, sent_at_ms).
+    stored_ids: HashMap<(String, u64), (Target, String, u64, i64)>,
+    /// Resends answered with the first copy's id.
+    duplicates: usize,
+    /// Close the connection right after storing the next chat message sent over TCP, without answering it.
+    swallow_next_chat: bool,
+    /// Refuse the next chat message sent over TCP as a server shutting down does, then close the connection.
+    shut_down_at_next_chat: bool,
+    /// Leave `Login` unanswered.
+    ignore_logins: bool,
+    /// Answer `Hello` with a version mismatch.
+    refuse_version: bool,
 }
 
 /// A running fake server; stops when dropped.
@@ -161,6 +176,37 @@ impl FakeServer {
     /// Switches answering datagrams on or off (a firewall appearing mid-session).
     pub fn set_answer_udp(&self, answer: bool) {
         self.answer_udp.store(answer, Ordering::SeqCst);
+    }
+
+    /// Closes the connection right after storing the next chat message sent over TCP: its acceptance is lost.
+    pub fn swallow_next_chat(&self) {
+        lock(&self.state).swallow_next_chat = true;
+    }
+
+    /// Refuses the next chat message sent over TCP with `ServerShuttingDown` (storing nothing) and closes the
+    /// connection, as a server going down for a restart does.
+    pub fn shut_down_at_next_chat(&self) {
+        lock(&self.state).shut_down_at_next_chat = true;
+    }
+
+    /// While true, logins get no answer at all.
+    pub fn set_ignoring_logins(&self, ignoring: bool) {
+        lock(&self.state).ignore_logins = ignoring;
+    }
+
+    /// While true, `Hello` is answered with a version mismatch (a server upgraded to another protocol).
+    pub fn set_refusing_version(&self, refusing: bool) {
+        lock(&self.state).refuse_version = refusing;
+    }
+
+    /// Resent messages recognised by their `client_msg_id` and answered without storing them again.
+    pub fn duplicates(&self) -> usize {
+        lock(&self.state).duplicates
+    }
+
+    /// The stored messages with this text.
+    pub fn stored_with_text(&self, text: &str) -> Vec<ChatMessage> {
+        lock(&self.state).messages.iter().filter(|m| m.text == text).cloned().collect()
     }
 
     pub fn messages(&self) -> Vec<ChatMessage> {
@@ -293,7 +339,21 @@ async fn serve(
                     }
                     let Ok(plaintext) = conn.noise.decrypt(&frame) else { break 'serve };
                     let Ok(message) = decode_client(&plaintext) else { break 'serve };
+                    if let ClientMessage::Chat { client_msg_id, .. } = &message {
+                        if std::mem::take(&mut lock(state).shut_down_at_next_chat) {
+                            let message = "the server is shutting down".to_string();
+                            let refusal =
+                                ServerMessage::ChatRejected { client_msg_id: *client_msg_id, code: ErrorCode::ServerShuttingDown, message };
+                            let _ = conn.send(&refusal).await;
+                            break 'serve;
+                        }
+                    }
+                    let swallow = matches!(message, ClientMessage::Chat { .. })
+                        && std::mem::take(&mut lock(state).swallow_next_chat);
                     let replies = handle(state, &mut conn, message, origin);
+                    if swallow {
+                        break 'serve;
+                    }
                     for reply in replies {
                         if !conn.send(&reply).await {
                             break 'serve;
@@ -341,6 +401,10 @@ fn handle(state: &Arc<Mutex<State>>, conn: &mut Conn, message: ClientMessage, or
     let mut state = lock(state);
     let user = conn.connection_id.and_then(|id| state.sessions.get(&id)).map(|s| s.user.clone());
     match (message, user) {
+        (ClientMessage::Hello { .. }, _) if state.refuse_version => {
+            vec![error(None, ErrorCode::VersionMismatch, "this server speaks version 2 now")]
+        }
+        (ClientMessage::Login { .. }, None) if state.ignore_logins => Vec::new(),
         (ClientMessage::Hello { version, .. }, _) if version == PROTOCOL_VERSION => {
             vec![ServerMessage::Welcome { version, server: "fake-server".into() }]
         }
@@ -434,12 +498,10 @@ fn handle(state: &Arc<Mutex<State>>, conn: &mut Conn, message: ClientMessage, or
         }
         (ClientMessage::Chat { client_msg_id, to, text }, Some(user)) => {
             state.chats_over_tcp += 1;
-            match check_chat(&state, &to, &text) {
+            let chat = Chat { user: &user, client_msg_id, to, text: &text, session: conn.connection_id };
+            match accept_chat(&mut state, chat, origin) {
                 Err((code, message)) => vec![ServerMessage::ChatRejected { client_msg_id, code, message }],
-                Ok(()) => {
-                    let stored = store_and_fan_out(&mut state, &user, to, &text, conn.connection_id, origin);
-                    vec![ServerMessage::ChatAccepted { client_msg_id, id: stored.id, sent_at_ms: stored.sent_at_ms }]
-                }
+                Ok((id, sent_at_ms)) => vec![ServerMessage::ChatAccepted { client_msg_id, id, sent_at_ms }],
             }
         }
         (ClientMessage::UseTransport { transport }, Some(_)) => {
@@ -472,6 +534,32 @@ fn check_chat(state: &State, to: &Target, text: &str) -> Result<(), (ErrorCode, 
         }
     }
     Ok(())
+}
+
+/// A chat message as a session sent it.
+struct Chat<'a> {
+    user: &'a str,
+    client_msg_id: u64,
+    to: Target,
+    text: &'a str,
+    session: Option<u64>,
+}
+
+/// Checks and stores a chat message once per sender and `client_msg_id`, as the real server's de-duplication does:
+/// a resend of a stored message (same target and text) is answered with the first copy's id and stored never.
+fn accept_chat(state: &mut State, chat: Chat<'_>, origin: Instant) -> Result<(u64, i64), (ErrorCode, String)> {
+    let key = (chat.user.to_string(), chat.client_msg_id);
+    if let Some((to, text, id, sent_at_ms)) = state.stored_ids.get(&key) {
+        if *to == chat.to && text == chat.text {
+            let answer = (*id, *sent_at_ms);
+            state.duplicates += 1;
+            return Ok(answer);
+        }
+    }
+    check_chat(state, &chat.to, chat.text)?;
+    let stored = store_and_fan_out(state, chat.user, chat.to.clone(), chat.text, chat.session, origin);
+    state.stored_ids.insert(key, (chat.to, chat.text.to_string(), stored.id, stored.sent_at_ms));
+    Ok((stored.id, stored.sent_at_ms))
 }
 
 /// Stores a message and pushes it to every session that should get it except `sender_session`.
@@ -568,12 +656,10 @@ fn drive(state: &mut State, origin: Instant) -> Vec<(SocketAddr, Vec<u8>)> {
         let ChatPayload::Send { client_msg_id, to, text } = payload else { continue };
         state.chats_over_udp += 1;
         let Some(user) = state.sessions.get(&id).map(|s| s.user.clone()) else { continue };
-        let answer = match check_chat(state, &to, &text) {
+        let chat = Chat { user: &user, client_msg_id, to: to.clone(), text: &text, session: Some(id) };
+        let answer = match accept_chat(state, chat, origin) {
             Err((code, message)) => ChatPayload::Rejected { client_msg_id, code, message },
-            Ok(()) => {
-                let stored = store_and_fan_out(state, &user, to.clone(), &text, Some(id), origin);
-                ChatPayload::Accepted { client_msg_id, id: stored.id, sent_at_ms: stored.sent_at_ms }
-            }
+            Ok((id, sent_at_ms)) => ChatPayload::Accepted { client_msg_id, id, sent_at_ms },
         };
         if let Some(session) = state.sessions.get_mut(&id) {
             let stream = session.streams.stream_for(&to);

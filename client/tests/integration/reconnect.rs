@@ -1,4 +1,5 @@
-//! Losing the TCP connection: fail fast, reconnect with back-off, log in again, resync.
+//! Losing the TCP connection: fail fast (chat messages excepted, see `outbox.rs`), reconnect with back-off, log in
+//! again, resync.
 
 use chatlab_client::{ClientError, ClientEvent, MessageSource, Target};
 
@@ -32,7 +33,7 @@ async fn a_dropped_connection_reconnects_with_backoff_and_resyncs() {
         }
     }
     assert!(delays[1] >= delays[0] && delays[2] >= delays[1], "{delays:?}");
-    let err = handle.send(Target::World, "while down").await.expect_err("no silent queueing");
+    let err = handle.users().await.expect_err("requests other than chat fail fast");
     assert!(matches!(&err, ClientError::Disconnected { reason } if reason.contains("reconnecting")), "{err:?}");
 
     server.set_refusing(false);

@@ -105,6 +105,81 @@ fn a_lost_connection_shows_a_banner_and_the_resync_fills_the_gap() {
     assert!(harness.query_by_label_contains(&detail).is_none());
 }
 
+/// Types into the composer while the connection banner shows: its spinner keeps repainting, so a fixed number of
+/// frames is stepped instead of running to rest.
+fn type_under_the_banner(
+    harness: &mut egui_kittest::Harness<'static, chatlab_client::ui::ChatApp>,
+    lang: Lang,
+    text: &str,
+) {
+    let hint = lang.texts().compose_hint;
+    harness.get_by_label(hint).focus();
+    harness.run_steps(2);
+    harness.get_by_label(hint).type_text(text);
+    harness.run_steps(2);
+}
+
+/// Regression: a message sent while the connection banner showed was marked failed, although the network side keeps
+/// it and sends it after the reconnect.
+#[test]
+fn a_message_sent_while_disconnected_is_sent_after_the_reconnect_not_failed() {
+    let (mut harness, control) = signed_in(Lang::En);
+    let t = Lang::En.texts();
+    control.lose_connection(Problem::Disconnected { detail: String::from("network unreachable") });
+    // The banner's spinner keeps repainting, so step a fixed number of frames instead of running to rest.
+    harness.run_steps(3);
+    type_under_the_banner(&mut harness, Lang::En, "written in the tunnel");
+    harness.key_press(egui::Key::Enter);
+    harness.run_steps(3);
+    harness.get_by_label("written in the tunnel");
+    harness.get_by_label(&format!("○ {}", t.state_waiting));
+    assert!(harness.query_by_label_contains(t.mark_failed).is_none(), "waiting is not failing");
+    assert!(control.stored().is_empty(), "nothing goes out while the connection is lost");
+    assert_eq!(control.waiting(), 1);
+
+    control.reconnect(0);
+    harness.run();
+    harness.get_by_label(&format!("√ {}", t.state_accepted));
+    assert!(harness.query_by_label(&format!("○ {}", t.state_waiting)).is_none());
+    let stored: Vec<String> = control.stored().into_iter().map(|m| m.text).collect();
+    assert_eq!(stored, ["written in the tunnel"], "stored exactly once");
+}
+
+#[test]
+fn a_message_unacknowledged_when_the_connection_breaks_waits_and_is_acknowledged_later() {
+    let (mut harness, control) = signed_in(Lang::En);
+    let t = Lang::En.texts();
+    control.hold_acks(true);
+    type_message(&mut harness, "in flight");
+    harness.key_press(egui::Key::Enter);
+    harness.run();
+    harness.get_by_label(&format!("○ {}", t.state_sending));
+    control.lose_connection(Problem::Disconnected { detail: String::from("reset") });
+    harness.run_steps(3);
+    harness.get_by_label(&format!("○ {}", t.state_waiting));
+    control.reconnect(0);
+    harness.run();
+    harness.get_by_label(&format!("○ {}", t.state_sending));
+    control.release();
+    harness.run();
+    harness.get_by_label(&format!("√ {}", t.state_accepted));
+}
+
+#[test]
+fn a_message_waiting_for_the_connection_says_so_in_chinese() {
+    let (mut harness, control) = signed_in(Lang::Zh);
+    let t = Lang::Zh.texts();
+    control.lose_connection(Problem::Other(String::from("网络不可达")));
+    harness.run_steps(3);
+    type_under_the_banner(&mut harness, Lang::Zh, "隧道里写的");
+    harness.key_press(egui::Key::Enter);
+    harness.run_steps(3);
+    harness.get_by_label(&format!("○ {}", t.state_waiting));
+    control.reconnect(0);
+    harness.run();
+    harness.get_by_label(&format!("√ {}", t.state_accepted));
+}
+
 #[test]
 fn older_messages_load_when_scrolling_back() {
     let (mut harness, control) = app(Lang::En);

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use chatlab_client::ui::backend::{Command, StatsUpdate, TcpStats};
+use chatlab_client::ui::backend::{Command, Problem, StatsUpdate, TcpStats, TransportReason};
 use chatlab_client::ui::i18n::Lang;
 use chatlab_proto::control::Transport;
 use chatlab_proto::stats::{ReceiveCounters, RttSample, SendCounters, StatsSnapshot};
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 use crate::harness::{fill, signed_in};
 
@@ -76,9 +76,45 @@ fn the_transport_switch_asks_the_network_side() {
     harness.get_by_label(t.transport_tcp).click();
     harness.run();
     assert!(control.commands().contains(&Command::SetTransport(Transport::Tcp)));
-    harness.get_by_label(
-        (t.transport_changed)(Transport::Tcp, &chatlab_client::ui::backend::TransportReason::Requested).as_str(),
-    );
+    harness.get_by_label((t.transport_changed)(Transport::Tcp, &TransportReason::Requested).as_str());
+}
+
+/// Regression: a failed switch was shown as a generic impairment notice at the top of the chat, and said nothing
+/// about the switch.
+#[test]
+fn a_failed_transport_switch_says_why_beside_the_switch_and_keeps_the_transport_in_use() {
+    let (mut harness, control) = signed_in(Lang::En);
+    let t = Lang::En.texts();
+    open_panel(&mut harness);
+    let reason = "the server did not take the request";
+    control.fail_transport_switches(Some(Problem::Other(String::from(reason))));
+    harness.get_by_label(t.transport_tcp).click();
+    harness.run();
+    assert!(control.commands().contains(&Command::SetTransport(Transport::Tcp)));
+    harness.get_by_label(&(t.transport_switch_failed)(Transport::Tcp, reason));
+    assert_eq!(harness.get_by_label(t.transport_udp).accesskit_node().toggled(), Some(egui::accesskit::Toggled::True));
+    assert_eq!(harness.get_by_label(t.transport_tcp).accesskit_node().toggled(), Some(egui::accesskit::Toggled::False));
+    assert!(harness.query_by_label_contains("Chat now travels over").is_none(), "no change was announced");
+
+    control.fail_transport_switches(None);
+    harness.get_by_label(t.transport_tcp).click();
+    harness.run();
+    assert!(harness.query_by_label(&(t.transport_switch_failed)(Transport::Tcp, reason)).is_none(), "cleared");
+    assert_eq!(harness.get_by_label(t.transport_tcp).accesskit_node().toggled(), Some(egui::accesskit::Toggled::True));
+}
+
+#[test]
+fn a_transport_switch_while_the_connection_is_lost_fails_in_chinese_too() {
+    let (mut harness, control) = signed_in(Lang::Zh);
+    let t = Lang::Zh.texts();
+    harness.get_by_label(t.statistics).click();
+    harness.run();
+    control.lose_connection(Problem::Disconnected { detail: String::from("reset") });
+    harness.run_steps(3);
+    harness.get_by_label(t.transport_tcp).click();
+    harness.run_steps(3);
+    let reason = (t.problem)(&Problem::Disconnected { detail: String::from("reconnecting") });
+    harness.get_by_label(&(t.transport_switch_failed)(Transport::Tcp, &reason));
 }
 
 #[test]

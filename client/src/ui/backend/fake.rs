@@ -4,7 +4,11 @@
 //! the fake answers commands synchronously from a small model of a server (accounts, stored messages with
 //! growing ids, users online) and queues the same events a real backend would. A test holds a [`FakeControl`], a
 //! second handle on the same state, to play the rest of the world: another user writes, someone goes offline, the
-//! connection drops, statistics arrive, the server is slow to acknowledge.
+//! connection drops, statistics arrive, the server is slow to acknowledge, a transport switch fails.
+//!
+//! Like the real network side, the fake keeps the messages sent while its connection is lost (between
+//! [`FakeControl::lose_connection`] and [`FakeControl::reconnect`]) and stores and acknowledges them, in order, right
+//! after reconnecting.
 //!
 //! With [`FakeBackend::with_demo_link`] the fake also sends the user's messages through a [`DemoLink`], a real
 //! chatlab datagram path in memory, so the demo's statistics and "acknowledged" ticks come from the actual protocol
@@ -60,6 +64,12 @@ struct State {
     transport: Option<Transport>,
     waker: Option<Waker>,
     link: Option<LinkState>,
+    /// The connection is lost (until the next reconnect).
+    lost: bool,
+    /// Messages sent while the connection was lost, in the order sent.
+    outbox: Vec<(LocalId, Target, String)>,
+    /// While set, every transport switch fails with this problem.
+    failing_switch: Option<Problem>,
 }
 
 struct LinkState {
@@ -110,23 +120,27 @@ impl State {
                     let problem =
                         Problem::Refused { code: ErrorCode::NotLoggedIn, message: String::from("log in first") };
                     self.push(BackendEvent::Rejected { local_id, problem });
-                } else if self.hold_acks {
-                    self.held.push((local_id, to, text));
-                } else if let Some(link) = &mut self.link {
-                    let now = link.started.elapsed();
-                    if link.link.send_up(local_id, &text, now) {
-                        link.in_flight.insert(local_id, (to, text));
-                    } else {
-                        self.accept(local_id, to, text);
-                    }
+                } else if self.lost {
+                    self.outbox.push((local_id, to, text));
                 } else {
-                    self.accept(local_id, to, text);
+                    self.send_now(local_id, to, text);
                 }
             }
             Command::History { target, before_id } => self.history(target, before_id),
-            Command::SetTransport(transport) => {
-                self.transport = Some(transport);
-                self.push(BackendEvent::TransportChanged { transport, reason: TransportReason::Requested });
+            Command::SetTransport(wanted) => {
+                let refusal = match self.lost {
+                    true => Some(Problem::Disconnected { detail: String::from("reconnecting") }),
+                    false => self.failing_switch.clone(),
+                };
+                match refusal {
+                    Some(problem) => self.push(BackendEvent::TransportSwitchFailed { wanted, problem }),
+                    None => {
+                        self.transport = Some(wanted);
+                        let event =
+                            BackendEvent::TransportChanged { transport: wanted, reason: TransportReason::Requested };
+                        self.push(event);
+                    }
+                }
             }
             Command::SetImpairment(impairment) => self.set_impairment(&impairment),
             Command::HostRoom { port } => {
@@ -135,8 +149,30 @@ impl State {
             }
             Command::LogOut => {
                 self.me = None;
+                self.lost = false;
+                for (local_id, _, _) in std::mem::take(&mut self.outbox) {
+                    let problem =
+                        Problem::Refused { code: ErrorCode::NotLoggedIn, message: String::from("logged out") };
+                    self.push(BackendEvent::Rejected { local_id, problem });
+                }
                 self.push(BackendEvent::LoggedOut);
             }
+        }
+    }
+
+    /// Sends a message on a working connection: held back, through the demo link, or stored at once.
+    fn send_now(&mut self, local_id: LocalId, to: Target, text: String) {
+        if self.hold_acks {
+            self.held.push((local_id, to, text));
+        } else if let Some(link) = &mut self.link {
+            let now = link.started.elapsed();
+            if link.link.send_up(local_id, &text, now) {
+                link.in_flight.insert(local_id, (to, text));
+            } else {
+                self.accept(local_id, to, text);
+            }
+        } else {
+            self.accept(local_id, to, text);
         }
     }
 
@@ -168,6 +204,7 @@ impl State {
         }
         let first_contact = self.pinned.insert(server.clone());
         self.me = Some(user.clone());
+        self.lost = false;
         self.push(BackendEvent::LoggedIn {
             user: user.clone(),
             server,
@@ -436,15 +473,30 @@ impl FakeControl {
         });
     }
 
-    /// The connection breaks.
+    /// The connection breaks. Messages sent from now on wait for [`FakeControl::reconnect`].
     pub fn lose_connection(&self, problem: Problem) {
-        self.with(|s| s.push(BackendEvent::ConnectionLost(problem)));
+        self.with(|s| {
+            s.lost = true;
+            s.push(BackendEvent::ConnectionLost(problem));
+        });
     }
 
-    /// The connection comes back: reconnected, then the user list and the messages stored meanwhile.
+    /// From now on every transport switch fails with `problem` (`None`: switches work again).
+    pub fn fail_transport_switches(&self, problem: Option<Problem>) {
+        self.with(|s| s.failing_switch = problem);
+    }
+
+    /// Messages waiting for the connection to come back.
+    pub fn waiting(&self) -> usize {
+        self.with(|s| s.outbox.len())
+    }
+
+    /// The connection comes back: reconnected, then the user list and the messages stored meanwhile, then the
+    /// messages sent while the connection was lost go out, in order.
     pub fn reconnect(&self, missed_after_id: u64) {
         self.with(|s| {
             let Some(me) = s.me.clone() else { return };
+            s.lost = false;
             s.push(BackendEvent::Reconnected);
             let mut users: Vec<Username> = s.online.iter().cloned().collect();
             users.push(me.clone());
@@ -454,6 +506,9 @@ impl FakeControl {
             let missed =
                 s.stored.iter().filter(|m| m.id > missed_after_id && State::visible_to(m, &me)).cloned().collect();
             s.push(BackendEvent::Synced(missed));
+            for (local_id, to, text) in std::mem::take(&mut s.outbox) {
+                s.send_now(local_id, to, text);
+            }
         });
     }
 
@@ -556,6 +611,75 @@ mod tests {
         assert!(matches!(
             events.as_slice(),
             [BackendEvent::Accepted { local_id: LocalId(1), id: 1, .. }, BackendEvent::Receipt { id: 1, .. }]
+        ));
+    }
+
+    #[test]
+    fn a_message_sent_while_the_connection_is_lost_is_kept_and_accepted_after_the_reconnect() {
+        let (mut backend, control) = FakeBackend::new();
+        control.add_account(&name("ann"), "secret");
+        backend.send(sign_in(Account::LogIn, "secret"));
+        drain(&mut backend);
+        control.lose_connection(Problem::Disconnected { detail: String::from("reset") });
+        drain(&mut backend);
+        backend.send(Command::Send { local_id: LocalId(1), to: Target::World, text: String::from("one") });
+        backend.send(Command::Send { local_id: LocalId(2), to: Target::World, text: String::from("two") });
+        assert!(drain(&mut backend).is_empty(), "kept, neither accepted nor failed");
+        assert_eq!(control.waiting(), 2);
+        assert!(control.stored().is_empty());
+        control.reconnect(0);
+        let accepted: Vec<LocalId> = drain(&mut backend)
+            .into_iter()
+            .filter_map(|e| match e {
+                BackendEvent::Accepted { local_id, .. } => Some(local_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(accepted, [LocalId(1), LocalId(2)], "each once, in the order sent");
+        assert_eq!(control.waiting(), 0);
+        let texts: Vec<String> = control.stored().into_iter().map(|m| m.text).collect();
+        assert_eq!(texts, ["one", "two"]);
+    }
+
+    #[test]
+    fn a_transport_switch_fails_while_asked_to_and_while_the_connection_is_lost() {
+        let (mut backend, control) = FakeBackend::new();
+        control.add_account(&name("ann"), "secret");
+        backend.send(sign_in(Account::LogIn, "secret"));
+        drain(&mut backend);
+        let problem = Problem::Other(String::from("the server did not take the request"));
+        control.fail_transport_switches(Some(problem.clone()));
+        backend.send(Command::SetTransport(Transport::Tcp));
+        assert_eq!(drain(&mut backend), [BackendEvent::TransportSwitchFailed { wanted: Transport::Tcp, problem }]);
+        control.fail_transport_switches(None);
+        control.lose_connection(Problem::Disconnected { detail: String::from("reset") });
+        drain(&mut backend);
+        backend.send(Command::SetTransport(Transport::Tcp));
+        assert!(matches!(
+            drain(&mut backend).as_slice(),
+            [BackendEvent::TransportSwitchFailed { wanted: Transport::Tcp, problem: Problem::Disconnected { .. } }]
+        ));
+        control.reconnect(0);
+        drain(&mut backend);
+        backend.send(Command::SetTransport(Transport::Tcp));
+        assert!(matches!(
+            drain(&mut backend).as_slice(),
+            [BackendEvent::TransportChanged { transport: Transport::Tcp, reason: TransportReason::Requested }]
+        ));
+    }
+
+    #[test]
+    fn logging_out_fails_what_waited_for_the_connection() {
+        let (mut backend, control) = FakeBackend::new();
+        control.add_account(&name("ann"), "secret");
+        backend.send(sign_in(Account::LogIn, "secret"));
+        control.lose_connection(Problem::Disconnected { detail: String::from("reset") });
+        drain(&mut backend);
+        backend.send(Command::Send { local_id: LocalId(3), to: Target::World, text: String::from("late") });
+        backend.send(Command::LogOut);
+        assert!(matches!(
+            drain(&mut backend).as_slice(),
+            [BackendEvent::Rejected { local_id: LocalId(3), .. }, BackendEvent::LoggedOut]
         ));
     }
 

@@ -101,7 +101,8 @@ pub enum Command {
         before_id: Option<u64>,
     },
     /// Send this user's own chat messages over this transport from now on. Answered by
-    /// [`BackendEvent::TransportChanged`].
+    /// [`BackendEvent::TransportChanged`], or by [`BackendEvent::TransportSwitchFailed`] when the switch could not
+    /// be made (the connection is down, the server did not take the request).
     SetTransport(Transport),
     /// Impair the app's own UDP datagrams (for the lab: watch retransmissions happen). Applies at once. Boxed
     /// because two impairment configs would make every command as large as this one.
@@ -160,6 +161,12 @@ pub enum Problem {
     Disconnected {
         /// The operating system's or the protocol's reason.
         detail: String,
+    },
+    /// The connection is down and as many messages as the network side keeps already wait for it to come back;
+    /// this one was not kept.
+    OutboxFull {
+        /// Messages waiting.
+        queued: usize,
     },
     /// A failure the variants above do not describe, as a sentence from the network side.
     Other(String),
@@ -343,12 +350,22 @@ pub enum BackendEvent {
         /// Why.
         reason: TransportReason,
     },
-    /// The connection broke; the network side is reconnecting by itself.
+    /// The connection broke; the network side is reconnecting by itself. Messages sent meanwhile (and those still
+    /// unacknowledged) are kept and sent after the reconnect: their [`BackendEvent::Accepted`] come later.
     ConnectionLost(Problem),
-    /// Reconnected and logged in again; a [`BackendEvent::Synced`] with what was missed follows.
+    /// Reconnected and logged in again: the kept messages go out now, and a [`BackendEvent::Synced`] with what was
+    /// missed follows.
     Reconnected,
     /// The impairment could not be applied; the previous one stays.
     ImpairmentFailed(Problem),
+    /// A [`Command::SetTransport`] failed; chat stays on the transport it used (the last
+    /// [`BackendEvent::TransportChanged`]).
+    TransportSwitchFailed {
+        /// The transport asked for.
+        wanted: Transport,
+        /// Why it could not be used.
+        problem: Problem,
+    },
     /// The room this app hosts is running.
     RoomHosted {
         /// The port it listens on (TCP and UDP).

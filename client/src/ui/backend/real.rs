@@ -255,6 +255,11 @@ mod tests {
             text: String::from("hi"),
         });
         assert!(matches!(next_event(&mut backend), BackendEvent::Rejected { local_id: super::super::LocalId(4), .. }));
+        backend.send(Command::SetTransport(chatlab_proto::control::Transport::Tcp));
+        assert!(matches!(
+            next_event(&mut backend),
+            BackendEvent::TransportSwitchFailed { wanted: chatlab_proto::control::Transport::Tcp, .. }
+        ));
         backend.send(Command::LogOut);
         assert_eq!(next_event(&mut backend), BackendEvent::LoggedOut);
     }

@@ -43,6 +43,7 @@ pub(super) fn problem(err: &ClientError, server: &str) -> Problem {
         ClientError::BadCredentials => refused(ErrorCode::BadCredentials, &err.to_string()),
         ClientError::NotLoggedIn => refused(ErrorCode::NotLoggedIn, &err.to_string()),
         ClientError::AlreadyLoggedIn => refused(ErrorCode::AlreadyLoggedIn, &err.to_string()),
+        ClientError::OutboxFull { queued } => Problem::OutboxFull { queued: *queued },
         ClientError::ServerKeyChanged { .. }
         | ClientError::KnownServers(_)
         | ClientError::Handshake { .. }
@@ -175,6 +176,11 @@ mod tests {
         assert!(matches!(problem(&ClientError::Closed, SERVER), Problem::Disconnected { .. }));
         let stopping = ClientError::from_server(ErrorCode::ServerShuttingDown, "bye");
         assert_eq!(problem(&stopping, SERVER), Problem::Disconnected { detail: "bye".into() });
+    }
+
+    #[test]
+    fn a_full_outbox_keeps_its_count_for_the_window_to_explain() {
+        assert_eq!(problem(&ClientError::OutboxFull { queued: 50 }, SERVER), Problem::OutboxFull { queued: 50 });
     }
 
     #[test]

@@ -256,14 +256,19 @@ impl Driver {
         });
     }
 
-    /// The outcome arrives as the core's `TransportChanged` event. The window has no event for a failed switch, so
-    /// a failure is reported like a refused impairment: a notice at the top of the chat saying why.
-    fn set_transport(&self, transport: Transport) {
-        let Some(session) = &self.session else { return };
+    /// The outcome arrives as the core's `TransportChanged` event; a switch the core could not make (the connection
+    /// is down, the request could not be written) comes back as its own event, so the switch in the statistics panel
+    /// can fall back to the transport in use and say why beside it.
+    fn set_transport(&self, wanted: Transport) {
+        let Some(session) = &self.session else {
+            let problem = Problem::Refused { code: ErrorCode::NotLoggedIn, message: String::from("not signed in") };
+            self.sink.push(BackendEvent::TransportSwitchFailed { wanted, problem });
+            return;
+        };
         let (handle, shared) = (session.handle.clone(), Arc::clone(&session.shared));
         tokio::spawn(async move {
-            if let Err(err) = handle.set_transport(transport).await {
-                shared.sink.push(BackendEvent::ImpairmentFailed(shared.problem(&err)));
+            if let Err(err) = handle.set_transport(wanted).await {
+                shared.sink.push(BackendEvent::TransportSwitchFailed { wanted, problem: shared.problem(&err) });
             }
         });
     }
