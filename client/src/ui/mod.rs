@@ -65,8 +65,8 @@ use i18n::{Lang, Texts};
 use model::ChatModel;
 use settings::Settings;
 use sign_in::SignInForm;
-pub use stats_panel::{ImpairmentSliders, MAX_LOSS_PERCENT};
 use stats_panel::StatsView;
+pub use stats_panel::{ImpairmentSliders, MAX_LOSS_PERCENT};
 
 /// Smallest window that still shows the side list, the conversation and the composer.
 pub const MIN_WINDOW_SIZE: [f32; 2] = [640.0, 420.0];

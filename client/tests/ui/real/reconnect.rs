@@ -22,3 +22,29 @@ fn a_stopped_server_shows_the_banner_and_the_app_reconnects_when_it_returns() {
     assert_eq!(harness.state().signed_in_as(), Some(&name("ann")));
     room.runtime.block_on(bob.shutdown());
 }
+
+#[test]
+fn a_message_typed_while_the_server_is_down_waits_and_is_delivered_once_it_returns() {
+    let mut room = Room::start();
+    let (bob, mut bob_events) = room.classmate("bob");
+    let mut harness = registered(&room, "ann");
+    let t = Lang::En.texts();
+    let banner = (t.connection_lost)("");
+    let banner_start = banner.split(':').next().unwrap_or(&banner).to_owned();
+    room.stop();
+    pump_until(&mut harness, "the connection-lost banner", |h| h.query_by_label_contains(&banner_start).is_some());
+    say(&mut harness, t, "typed during the outage");
+    // Kept, and said so: not "failed".
+    let waiting = format!("{} {}", t.mark_sending, t.state_waiting);
+    harness.get_by_label(&waiting);
+    room.restart();
+    pump_until(&mut harness, "the message acknowledged after the reconnect", |h| {
+        h.query_by_label(&acknowledged(t)).is_some()
+    });
+    // Bob's client reconnected too and receives it, once.
+    let message = received(&room, &mut bob_events, "typed during the outage").expect("bob receives the message");
+    assert_eq!(message.from, name("ann"));
+    let world = harness.state().chat_model().and_then(|m| m.conversation(&Target::World)).expect("the world room");
+    assert_eq!(world.entries().filter(|e| e.text == "typed during the outage").count(), 1);
+    room.runtime.block_on(bob.shutdown());
+}
