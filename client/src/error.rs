@@ -258,6 +258,21 @@ impl ClientError {
         }
     }
 
+    /// Whether this failure, arriving outside any request (a [`ClientEvent::Error`](crate::ClientEvent::Error)),
+    /// ends the session for good: the credentials were refused, the server is not the one pinned or speaks another
+    /// protocol version, or the known-servers file is broken. Another attempt cannot cure any of these, so a face
+    /// should stop and say so (the command-line client exits, the window goes back to its sign-in form). Anything
+    /// else (a refused sync page, a busy server) leaves the session running and is worth a notice only.
+    pub fn ends_the_session(&self) -> bool {
+        matches!(self.category(), ErrorCategory::Auth | ErrorCategory::Usage)
+            || matches!(
+                self,
+                ClientError::ServerKeyChanged { .. }
+                    | ClientError::VersionMismatch { .. }
+                    | ClientError::KnownServers(_)
+            )
+    }
+
     /// The kind of failure.
     pub fn category(&self) -> ErrorCategory {
         match self {
@@ -309,6 +324,36 @@ fn message_or_description(code: ErrorCode, message: String) -> String {
 mod tests {
     use super::*;
     use chatlab_proto::noise::ServerKey;
+
+    #[test]
+    fn only_failures_no_retry_can_cure_end_the_session() {
+        let fingerprint = ServerKey::from_bytes([3; 32]).fingerprint();
+        let changed = ClientError::ServerKeyChanged {
+            server: "h:1".into(),
+            pinned: fingerprint,
+            presented: fingerprint,
+            known_servers: "k".into(),
+        };
+        for final_failure in [
+            ClientError::BadCredentials,
+            ClientError::NotLoggedIn,
+            changed,
+            ClientError::VersionMismatch { message: "v2".into() },
+            ClientError::KnownServers("unreadable".into()),
+            ClientError::BadAddress { server: "x".into(), reason: "no port".into() },
+        ] {
+            assert!(final_failure.ends_the_session(), "{final_failure:?}");
+        }
+        for passing in [
+            ClientError::Disconnected { reason: "reset".into() },
+            ClientError::Timeout { what: "sync".into(), after: Duration::from_secs(10) },
+            ClientError::Rejected { code: ErrorCode::Internal, message: "disk full".into() },
+            ClientError::Protocol("odd frame".into()),
+            ClientError::Unreachable { server: "h:1".into(), reason: "refused".into() },
+        ] {
+            assert!(!passing.ends_the_session(), "{passing:?}");
+        }
+    }
 
     #[test]
     fn every_server_code_maps_to_a_variant_with_its_category() {

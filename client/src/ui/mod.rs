@@ -100,7 +100,7 @@ enum Notice {
     Transport(Transport, TransportReason),
     /// Back after a lost connection.
     Reconnected,
-    /// An impairment the network side refused.
+    /// Something the network side refused or could not do, the session going on.
     Problem(Problem),
 }
 
@@ -275,6 +275,16 @@ impl ChatApp {
                 self.screen = Screen::SignIn;
                 self.stats.reset();
             }
+            BackendEvent::SessionEnded(problem) => {
+                if matches!(self.screen, Screen::Chat(_)) {
+                    self.remember_seen();
+                    self.screen = Screen::SignIn;
+                    self.stats.reset();
+                    self.sign_in.failed(sign_in::SignInError::Problem(problem));
+                    // The network side still holds the dead session's tasks; logging out releases them.
+                    self.send_command(Command::LogOut);
+                }
+            }
             BackendEvent::RoomHosted { port, addresses } => self.sign_in.hosted(port, addresses),
             BackendEvent::HostFailed(problem) => self.sign_in.host_failed(problem),
             BackendEvent::Stats(update) => self.stats.update(*update),
@@ -327,13 +337,16 @@ impl ChatApp {
                 chat.notices.retain(|n| *n != Notice::Reconnected);
                 chat.notices.push(Notice::Reconnected);
             }
-            BackendEvent::ImpairmentFailed(problem) => chat.notices.push(Notice::Problem(problem)),
+            BackendEvent::ImpairmentFailed(problem) | BackendEvent::Notice(problem) => {
+                chat.notices.push(Notice::Problem(problem));
+            }
             BackendEvent::TransportSwitchFailed { wanted, problem } => self.stats.switch_failed(wanted, problem),
             // Handled in `handle_event`.
             BackendEvent::LoginFailed(_)
             | BackendEvent::ServerKeyChanged { .. }
             | BackendEvent::LoggedIn { .. }
             | BackendEvent::LoggedOut
+            | BackendEvent::SessionEnded(_)
             | BackendEvent::RoomHosted { .. }
             | BackendEvent::HostFailed(_)
             | BackendEvent::Stats(_) => {}

@@ -223,3 +223,38 @@ fn a_letter_typed_in_the_same_frame_as_enter_is_sent() {
     assert_eq!(control.stored().last().map(|m| m.text.as_str()), Some("packets"));
     assert_eq!(harness.get_by_label(Lang::En.texts().compose_hint).value().as_deref(), Some(""));
 }
+
+#[test]
+fn a_refused_automatic_login_returns_to_the_sign_in_form_with_the_reason() {
+    let (mut harness, control) = signed_in(Lang::En);
+    control.lose_connection(Problem::Disconnected { detail: String::from("reset") });
+    harness.run_steps(3);
+    // The password was changed meanwhile: the automatic login after the reconnect is refused for good.
+    let refusal = Problem::Refused {
+        code: chatlab_proto::control::ErrorCode::BadCredentials,
+        message: String::from("wrong password"),
+    };
+    control.end_session(refusal);
+    harness.run_steps(3);
+    assert!(harness.state().signed_in_as().is_none(), "back to the sign-in form");
+    harness.get_by_label("Unknown user name or wrong password.");
+    harness.get_by_label(Lang::En.texts().log_in);
+    // The network side was told to let the dead session go.
+    assert!(control.commands().contains(&Command::LogOut));
+}
+
+#[test]
+fn a_failure_outside_any_request_is_a_notice_not_a_lost_connection() {
+    let (mut harness, control) = signed_in(Lang::En);
+    let t = Lang::En.texts();
+    control.background_failure(Problem::Other(String::from("the history sync was refused")));
+    harness.run_steps(3);
+    harness.get_by_label_contains("the history sync was refused");
+    assert!(harness.query_by_label_contains((t.connection_lost)("").trim_end_matches(" Reconnecting…")).is_none());
+    assert!(harness.state().chat_model().is_some_and(|m| !m.is_offline()), "the chat is still connected");
+    // Messages still go out at once, not into the outbox.
+    type_message(&mut harness, "still here");
+    harness.key_press(egui::Key::Enter);
+    harness.run();
+    harness.get_by_label(&format!("√ {}", t.state_accepted));
+}

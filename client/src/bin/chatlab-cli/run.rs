@@ -8,8 +8,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use chatlab_client::{
-    Client, ClientConfig, ClientError, ClientEvent, ClientHandle, ErrorCategory, Password, Transport, TransportReason,
-    default_known_servers_path,
+    Client, ClientConfig, ClientEvent, ClientHandle, Password, Transport, TransportReason, default_known_servers_path,
 };
 
 use crate::args::{Cli, Command};
@@ -193,19 +192,11 @@ async fn listen(
                     return Ok(());
                 }
             }
-            Some(ClientEvent::Error(err)) if is_fatal(&err) => return Err(err.into()),
+            // After these `listen` would wait for ever: the server's key changed, or the login is refused for good.
+            Some(ClientEvent::Error(err)) if err.ends_the_session() => return Err(err.into()),
             Some(other) => notice(&other, known_servers),
         }
     }
-}
-
-/// Errors after which `listen` would wait for ever: the server's key changed, or the login is refused for good.
-fn is_fatal(err: &ClientError) -> bool {
-    matches!(err.category(), ErrorCategory::Auth | ErrorCategory::Usage)
-        || matches!(
-            err,
-            ClientError::ServerKeyChanged { .. } | ClientError::VersionMismatch { .. } | ClientError::KnownServers(_)
-        )
 }
 
 /// Reports events on standard error while a one-shot command runs.
@@ -267,13 +258,5 @@ mod tests {
         assert_eq!(notice_text(&ClientEvent::Synced { messages: 2 }, path), None);
         let retry = ClientEvent::Reconnecting { attempt: 2, delay: Duration::from_millis(500) };
         assert_eq!(notice_text(&retry, path).as_deref(), Some("reconnecting in 500 ms (attempt 2)"));
-    }
-
-    #[test]
-    fn only_incurable_errors_end_listen() {
-        assert!(is_fatal(&ClientError::BadCredentials));
-        assert!(is_fatal(&ClientError::KnownServers("bad".into())));
-        assert!(!is_fatal(&ClientError::Disconnected { reason: "x".into() }));
-        assert!(!is_fatal(&ClientError::Unreachable { server: "h:1".into(), reason: "refused".into() }));
     }
 }

@@ -481,6 +481,16 @@ impl FakeControl {
         });
     }
 
+    /// The session ends for good with `problem`, as when the automatic login after a reconnect is refused.
+    pub fn end_session(&self, problem: Problem) {
+        self.with(|s| s.push(BackendEvent::SessionEnded(problem)));
+    }
+
+    /// Something fails outside any request while the session goes on (a refused background sync, say).
+    pub fn background_failure(&self, problem: Problem) {
+        self.with(|s| s.push(BackendEvent::Notice(problem)));
+    }
+
     /// From now on every transport switch fails with `problem` (`None`: switches work again).
     pub fn fail_transport_switches(&self, problem: Option<Problem>) {
         self.with(|s| s.failing_switch = problem);

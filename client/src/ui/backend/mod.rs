@@ -358,6 +358,12 @@ pub enum BackendEvent {
     Reconnected,
     /// The impairment could not be applied; the previous one stays.
     ImpairmentFailed(Problem),
+    /// Something went wrong outside any request (a refused background sync, say) while the session goes on: a
+    /// notice, not a lost connection.
+    Notice(Problem),
+    /// The session ended for good and will not come back by itself (the credentials were refused at the automatic
+    /// login, or the server's key changed while reconnecting): the window returns to the sign-in form and says why.
+    SessionEnded(Problem),
     /// A [`Command::SetTransport`] failed; chat stays on the transport it used (the last
     /// [`BackendEvent::TransportChanged`]).
     TransportSwitchFailed {

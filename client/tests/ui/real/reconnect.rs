@@ -48,3 +48,22 @@ fn a_message_typed_while_the_server_is_down_waits_and_is_delivered_once_it_retur
     assert_eq!(world.entries().filter(|e| e.text == "typed during the outage").count(), 1);
     room.runtime.block_on(bob.shutdown());
 }
+
+#[test]
+fn a_server_key_changed_during_the_session_is_explained_and_refused() {
+    let mut room = Room::start();
+    let mut harness = registered(&room, "ann");
+    let t = Lang::En.texts();
+    let pinned = room.server.as_ref().map(|s| s.fingerprint().to_string()).expect("the server runs");
+    // The server comes back with a new key on the same address: to the app it could be anybody.
+    room.stop();
+    std::fs::remove_file(room.dir.path().join("server").join("server.key")).expect("the key file existed");
+    room.restart();
+    let offered = room.server.as_ref().map(|s| s.fingerprint().to_string()).expect("the server runs");
+    assert_ne!(pinned, offered);
+    pump_until(&mut harness, "the sign-in form with the explanation", |h| {
+        h.state().signed_in_as().is_none() && h.query_by_label_contains(&offered).is_some()
+    });
+    harness.get_by_label_contains(&pinned);
+    harness.get_by_label(t.log_in);
+}

@@ -444,7 +444,16 @@ impl Forwarder {
                 shared.sink.push(BackendEvent::Reconnected);
                 tokio::spawn(push_users(self.handle.clone(), shared));
             }
-            ClientEvent::Error(err) => shared.sink.push(BackendEvent::ConnectionLost(shared.problem(&err))),
+            ClientEvent::Error(err) if err.ends_the_session() => {
+                self.flush_sync();
+                shared.sink.push(BackendEvent::SessionEnded(shared.problem(&err)));
+                // A changed key gets its own explanation on the sign-in form, as at a first sign-in.
+                if let ClientError::ServerKeyChanged { server, pinned, presented, .. } = err {
+                    let (pinned, offered) = (pinned.to_string(), presented.to_string());
+                    shared.sink.push(BackendEvent::ServerKeyChanged { server, pinned, offered });
+                }
+            }
+            ClientEvent::Error(err) => shared.sink.push(BackendEvent::Notice(shared.problem(&err))),
             // The acceptance is reported by the send's own task, which knows the window's number for the message;
             // the pin was read at sign-in; statistics are polled, not pushed (no interval is configured).
             ClientEvent::Accepted(_) | ClientEvent::ServerKeyPinned { .. } | ClientEvent::Stats(_) => {}
