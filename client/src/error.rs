@@ -98,10 +98,11 @@ pub enum ClientError {
     #[error("unknown user name or wrong password")]
     BadCredentials,
 
-    /// Too many failed logins, or messages sent faster than the flood limit.
+    /// Too many failed logins, messages sent faster than the flood limit, or history and user-list requests faster
+    /// than the session's request budget. Waiting and trying again helps in every case.
     #[error("rate limited: {message}")]
     RateLimited {
-        /// [`ErrorCode::LoginRateLimited`] or [`ErrorCode::FloodLimited`].
+        /// [`ErrorCode::LoginRateLimited`], [`ErrorCode::FloodLimited`] or [`ErrorCode::TooManyRequests`].
         code: ErrorCode,
         /// The server's explanation (often how long to wait).
         message: String,
@@ -217,7 +218,9 @@ impl ClientError {
         match code {
             ErrorCode::VersionMismatch => ClientError::VersionMismatch { message },
             ErrorCode::BadCredentials => ClientError::BadCredentials,
-            ErrorCode::LoginRateLimited | ErrorCode::FloodLimited => ClientError::RateLimited { code, message },
+            ErrorCode::LoginRateLimited | ErrorCode::FloodLimited | ErrorCode::TooManyRequests => {
+                ClientError::RateLimited { code, message }
+            }
             ErrorCode::UsernameTaken => ClientError::UsernameTaken { message },
             ErrorCode::UsernameInvalid => ClientError::InvalidUsername { reason: message },
             ErrorCode::PasswordInvalid => ClientError::InvalidPassword { reason: message },
@@ -317,6 +320,7 @@ mod tests {
             (ErrorCode::UnknownUser, ErrorCategory::Rejected),
             (ErrorCode::FloodLimited, ErrorCategory::Rejected),
             (ErrorCode::HistoryLimit, ErrorCategory::Rejected),
+            (ErrorCode::TooManyRequests, ErrorCategory::Rejected),
             (ErrorCode::Internal, ErrorCategory::Rejected),
             (ErrorCode::ServerShuttingDown, ErrorCategory::Connection),
         ];
@@ -341,6 +345,14 @@ mod tests {
             ClientError::from_server(ErrorCode::BadCredentials, "x").to_string(),
             "unknown user name or wrong password"
         );
+    }
+
+    #[test]
+    fn a_refused_request_past_its_budget_is_a_rate_limit_not_a_chat_flood() {
+        let err = ClientError::from_server(ErrorCode::TooManyRequests, "too many history requests; wait a moment");
+        assert_eq!(err.to_string(), "rate limited: too many history requests; wait a moment");
+        assert_eq!(err.server_code(), Some(ErrorCode::TooManyRequests));
+        assert_eq!(err.category(), ErrorCategory::Rejected);
     }
 
     #[test]

@@ -109,7 +109,7 @@ pub const TCP_KEEPALIVE_PROBES: u32 = 3;
 
 /// History pages and user lists one session may ask for: a burst of 500 (a sync at login of 250 000 messages in
 /// pages of 500), then 50 a second. Each request is a storage read of up to a frame of answer; a person scrolling
-/// asks for a few a second, a script asking in a loop is refused with `FloodLimited`.
+/// asks for a few a second, a script asking in a loop is refused with `TooManyRequests`.
 pub const REQUESTS_PER_SESSION: BucketShape = BucketShape { capacity: 500.0, refill_per_sec: 50.0 };
 
 /// `Received` reports one session may send: a burst of 2 000, then 1 000 a second. The client confirms every message

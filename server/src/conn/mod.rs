@@ -32,7 +32,8 @@
 //! the task build answers without end. Three limits stop it: the task stops decoding requests while more than
 //! [`MAX_UNSENT_OUTPUT_BYTES`] of output wait (it writes first, which waits for the client); a write that makes no
 //! progress for [`WRITE_STALL_TIMEOUT`] closes the connection; and history and user-list requests take a token
-//! from a bucket per session ([`REQUESTS_PER_SESSION`]), refused with `FloodLimited` when it is empty.
+//! from a bucket per session ([`REQUESTS_PER_SESSION`]), refused with `TooManyRequests` when it is empty (not
+//! `FloodLimited`: that code is about chat, and a client would tell its user to type more slowly).
 //!
 //! ## Errors
 //!
@@ -376,7 +377,7 @@ impl Connection {
             if !allowed {
                 self.refuse(
                     Some(req),
-                    ErrorCode::FloodLimited,
+                    ErrorCode::TooManyRequests,
                     "too many history and user-list requests; wait a moment and ask again",
                 );
                 return Ok(());
