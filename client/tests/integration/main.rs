@@ -9,6 +9,7 @@ mod connect;
 mod fake_server;
 mod fallback;
 mod impairment;
+mod receipts;
 mod reconnect;
 mod resync;
 mod support;
