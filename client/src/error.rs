@@ -193,6 +193,14 @@ pub enum ClientError {
         reason: String,
     },
 
+    /// A setting for impairing the client's own UDP traffic cannot work (a probability outside 0 to 1, a zero MTU, a
+    /// delay over the limit). Nothing changed and nothing was sent: this is the caller's mistake, not the server's.
+    #[error("invalid impairment setting: {reason}")]
+    InvalidImpairment {
+        /// Which direction and which field, and why, as a sentence.
+        reason: String,
+    },
+
     /// The server broke the protocol (an undecodable or unexpected message).
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -253,7 +261,7 @@ impl ClientError {
     /// The kind of failure.
     pub fn category(&self) -> ErrorCategory {
         match self {
-            ClientError::BadAddress { .. } => ErrorCategory::Usage,
+            ClientError::BadAddress { .. } | ClientError::InvalidImpairment { .. } => ErrorCategory::Usage,
             ClientError::BadCredentials
             | ClientError::UsernameTaken { .. }
             | ClientError::InvalidUsername { .. }
@@ -405,6 +413,14 @@ mod tests {
         assert_eq!(ClientError::BadAddress { server: "x".into(), reason: "y".into() }.category(), ErrorCategory::Usage);
         assert_eq!(ClientError::KnownServers("bad file".into()).category(), ErrorCategory::Other);
         assert_eq!(ClientError::Protocol("odd".into()).category(), ErrorCategory::Other);
+        let impairment =
+            ClientError::InvalidImpairment { reason: "for outgoing UDP traffic, mtu must be at least 1".into() };
+        assert_eq!(impairment.category(), ErrorCategory::Usage);
+        assert_eq!(
+            impairment.to_string(),
+            "invalid impairment setting: for outgoing UDP traffic, mtu must be at least 1"
+        );
+        assert_eq!(impairment.server_code(), None);
         assert_eq!(ClientError::Busy { in_flight: 3 }.category(), ErrorCategory::Rejected);
         assert_eq!(ClientError::Closed.category(), ErrorCategory::Connection);
         assert_eq!(
