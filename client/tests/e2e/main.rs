@@ -6,6 +6,7 @@
 mod chat;
 mod durability;
 mod impairment;
+mod liveness;
 mod support;
 mod trust;
 mod udp_again;
