@@ -98,10 +98,11 @@ pub enum ClientError {
     #[error("unknown user name or wrong password")]
     BadCredentials,
 
-    /// Too many failed logins, or messages sent faster than the flood limit.
+    /// Too many failed logins, messages sent faster than the flood limit, or history and user-list requests faster
+    /// than the session's request budget. Waiting and trying again helps in every case.
     #[error("rate limited: {message}")]
     RateLimited {
-        /// [`ErrorCode::LoginRateLimited`] or [`ErrorCode::FloodLimited`].
+        /// [`ErrorCode::LoginRateLimited`], [`ErrorCode::FloodLimited`] or [`ErrorCode::TooManyRequests`].
         code: ErrorCode,
         /// The server's explanation (often how long to wait).
         message: String,
@@ -203,6 +204,14 @@ pub enum ClientError {
         reason: String,
     },
 
+    /// A setting for impairing the client's own UDP traffic cannot work (a probability outside 0 to 1, a zero MTU, a
+    /// delay over the limit). Nothing changed and nothing was sent: this is the caller's mistake, not the server's.
+    #[error("invalid impairment setting: {reason}")]
+    InvalidImpairment {
+        /// Which direction and which field, and why, as a sentence.
+        reason: String,
+    },
+
     /// The server broke the protocol (an undecodable or unexpected message).
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -228,7 +237,9 @@ impl ClientError {
         match code {
             ErrorCode::VersionMismatch => ClientError::VersionMismatch { message },
             ErrorCode::BadCredentials => ClientError::BadCredentials,
-            ErrorCode::LoginRateLimited | ErrorCode::FloodLimited => ClientError::RateLimited { code, message },
+            ErrorCode::LoginRateLimited | ErrorCode::FloodLimited | ErrorCode::TooManyRequests => {
+                ClientError::RateLimited { code, message }
+            }
             ErrorCode::UsernameTaken => ClientError::UsernameTaken { message },
             ErrorCode::UsernameInvalid => ClientError::InvalidUsername { reason: message },
             ErrorCode::PasswordInvalid => ClientError::InvalidPassword { reason: message },
@@ -276,7 +287,7 @@ impl ClientError {
     /// The kind of failure.
     pub fn category(&self) -> ErrorCategory {
         match self {
-            ClientError::BadAddress { .. } => ErrorCategory::Usage,
+            ClientError::BadAddress { .. } | ClientError::InvalidImpairment { .. } => ErrorCategory::Usage,
             ClientError::BadCredentials
             | ClientError::UsernameTaken { .. }
             | ClientError::InvalidUsername { .. }
@@ -374,6 +385,7 @@ mod tests {
             (ErrorCode::UnknownUser, ErrorCategory::Rejected),
             (ErrorCode::FloodLimited, ErrorCategory::Rejected),
             (ErrorCode::HistoryLimit, ErrorCategory::Rejected),
+            (ErrorCode::TooManyRequests, ErrorCategory::Rejected),
             (ErrorCode::Internal, ErrorCategory::Rejected),
             (ErrorCode::ServerShuttingDown, ErrorCategory::Connection),
         ];
@@ -398,6 +410,14 @@ mod tests {
             ClientError::from_server(ErrorCode::BadCredentials, "x").to_string(),
             "unknown user name or wrong password"
         );
+    }
+
+    #[test]
+    fn a_refused_request_past_its_budget_is_a_rate_limit_not_a_chat_flood() {
+        let err = ClientError::from_server(ErrorCode::TooManyRequests, "too many history requests; wait a moment");
+        assert_eq!(err.to_string(), "rate limited: too many history requests; wait a moment");
+        assert_eq!(err.server_code(), Some(ErrorCode::TooManyRequests));
+        assert_eq!(err.category(), ErrorCategory::Rejected);
     }
 
     #[test]
@@ -450,6 +470,14 @@ mod tests {
         assert_eq!(ClientError::BadAddress { server: "x".into(), reason: "y".into() }.category(), ErrorCategory::Usage);
         assert_eq!(ClientError::KnownServers("bad file".into()).category(), ErrorCategory::Other);
         assert_eq!(ClientError::Protocol("odd".into()).category(), ErrorCategory::Other);
+        let impairment =
+            ClientError::InvalidImpairment { reason: "for outgoing UDP traffic, mtu must be at least 1".into() };
+        assert_eq!(impairment.category(), ErrorCategory::Usage);
+        assert_eq!(
+            impairment.to_string(),
+            "invalid impairment setting: for outgoing UDP traffic, mtu must be at least 1"
+        );
+        assert_eq!(impairment.server_code(), None);
         assert_eq!(ClientError::Busy { in_flight: 3 }.category(), ErrorCategory::Rejected);
         let full = ClientError::OutboxFull { queued: 50 };
         assert_eq!(full.category(), ErrorCategory::Rejected);

@@ -171,7 +171,7 @@ impl ClientHandle {
     /// exactly as a firewall would.
     ///
     /// # Errors
-    /// [`ClientError::Protocol`] naming the direction and the field when either setting fails
+    /// [`ClientError::InvalidImpairment`] naming the direction and the field when either setting fails
     /// [`ImpairmentConfig::validate`] (a probability outside 0..=1, a zero MTU, a delay over an hour...); nothing
     /// changes then. [`ClientError::Closed`] when the core has shut down.
     pub async fn set_impairment(

@@ -11,7 +11,8 @@ use std::time::Duration;
 use chatlab_proto::limits::MAX_TEXT_BYTES;
 
 use crate::limits::{
-    DEFAULT_FLOOD_BURST, DEFAULT_FLOOD_RATE, DEFAULT_MAX_CONNECTIONS_PER_IP, LOGIN_TIMEOUT, UDP_IDLE_TIMEOUT,
+    CONTROL_IDLE_TIMEOUT, DEFAULT_FLOOD_BURST, DEFAULT_FLOOD_RATE, DEFAULT_MAX_CONNECTIONS_PER_IP, LOGIN_TIMEOUT,
+    UDP_IDLE_TIMEOUT,
 };
 use crate::password::{DEFAULT_MAX_CONCURRENT_HASHES, PasswordParams};
 use crate::rate_limit::BucketShape;
@@ -43,6 +44,9 @@ pub struct ServerConfig {
     pub max_text_bytes: usize,
     /// Time from connecting to logging in.
     pub login_timeout: Duration,
+    /// Silence after which a logged-in connection counts as vanished and is closed (see [`CONTROL_IDLE_TIMEOUT`]).
+    /// Keep it several times the clients' heartbeat interval.
+    pub control_idle_timeout: Duration,
     /// Silence after which a session that chats over UDP has its pushes moved to TCP.
     pub udp_idle_timeout: Duration,
     /// UDP port announced in the session grant instead of the server's own, for clients that must reach the
@@ -62,6 +66,7 @@ impl Default for ServerConfig {
             max_concurrent_hashes: DEFAULT_MAX_CONCURRENT_HASHES,
             max_text_bytes: MAX_TEXT_BYTES,
             login_timeout: LOGIN_TIMEOUT,
+            control_idle_timeout: CONTROL_IDLE_TIMEOUT,
             udp_idle_timeout: UDP_IDLE_TIMEOUT,
             udp_advertise_port: None,
         }
@@ -105,6 +110,9 @@ impl ServerConfig {
         if self.login_timeout.is_zero() {
             return Err(ConfigError::NotPositive("login_timeout"));
         }
+        if self.control_idle_timeout.is_zero() {
+            return Err(ConfigError::NotPositive("control_idle_timeout"));
+        }
         if self.udp_idle_timeout.is_zero() {
             return Err(ConfigError::NotPositive("udp_idle_timeout"));
         }
@@ -132,6 +140,7 @@ mod tests {
         assert_eq!(config.validate(), Ok(()));
         assert_eq!(config.password_params, PasswordParams::RECOMMENDED);
         assert_eq!(config.max_text_bytes, MAX_TEXT_BYTES);
+        assert_eq!(config.control_idle_timeout, CONTROL_IDLE_TIMEOUT);
         assert_eq!(ServerConfig::with_data_dir("/x").database_path(), PathBuf::from("/x/chat.db"));
     }
 
@@ -156,6 +165,10 @@ mod tests {
                 ConfigError::TextLimit(MAX_TEXT_BYTES + 1),
             ),
             (ServerConfig { login_timeout: Duration::ZERO, ..ok.clone() }, ConfigError::NotPositive("login_timeout")),
+            (
+                ServerConfig { control_idle_timeout: Duration::ZERO, ..ok.clone() },
+                ConfigError::NotPositive("control_idle_timeout"),
+            ),
             (
                 ServerConfig { udp_idle_timeout: Duration::ZERO, ..ok.clone() },
                 ConfigError::NotPositive("udp_idle_timeout"),

@@ -81,9 +81,35 @@ pub const MAX_UNSENT_OUTPUT_BYTES: usize = 256 * 1024;
 /// reading or vanished without closing, and the connection only holds memory and a socket.
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Time a logged-in connection may deliver no byte at all before the server decides the client is gone, closes the
+/// connection and ends the session (classmates see the user go offline). A client that vanishes without closing
+/// (a laptop lid, a dropped Wi-Fi, a frozen program) sends no FIN, and a connection that is never written to never
+/// notices; see `conn::idle`. Once logged in, the client sends a `Ping` every 15 s (`HEARTBEAT_INTERVAL` in
+/// `chatlab-client`'s config) whatever transport chat uses, so a live client is never silent much longer than that.
+/// 60 s is four heartbeat intervals: a laptop that stalls for a few seconds or a Wi-Fi hiccup that delays a ping or
+/// two does not cost anyone a session, and a vanished user is offline within a minute. Datagrams do not count: the
+/// session lives and dies with its control connection. Tests shorten it through
+/// [`ServerConfig::control_idle_timeout`](crate::ServerConfig::control_idle_timeout).
+pub const CONTROL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Silence after which the kernel starts probing an accepted TCP connection (`TCP_KEEPIDLE`; see
+/// [`crate::net::keepalive`]). Linux's default is two hours, which is no use for noticing a vanished classmate.
+/// Half the read-idle limit: a logged-in client pings four times as often, so probes go out only to connections
+/// that are already suspect (or not logged in yet).
+pub const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
+/// Time between unanswered keepalive probes (`TCP_KEEPINTVL`). Ten seconds is many round trips on any network a
+/// class uses, so a live peer has answered long before the next probe.
+pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Unanswered keepalive probes after which the kernel declares the connection dead (`TCP_KEEPCNT`). Three, so one
+/// lost probe is not fatal; with the two values above a vanished host is noticed about a minute after its last
+/// packet, the same order as [`CONTROL_IDLE_TIMEOUT`], and a rebooted host (which answers with a reset) after 30 s.
+pub const TCP_KEEPALIVE_PROBES: u32 = 3;
+
 /// History pages and user lists one session may ask for: a burst of 500 (a sync at login of 250 000 messages in
 /// pages of 500), then 50 a second. Each request is a storage read of up to a frame of answer; a person scrolling
-/// asks for a few a second, a script asking in a loop is refused with `FloodLimited`.
+/// asks for a few a second, a script asking in a loop is refused with `TooManyRequests`.
 pub const REQUESTS_PER_SESSION: BucketShape = BucketShape { capacity: 500.0, refill_per_sec: 50.0 };
 
 /// `Received` reports one session may send: a burst of 2 000, then 1 000 a second. The client confirms every message

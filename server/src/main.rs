@@ -92,6 +92,7 @@ impl Args {
             max_concurrent_hashes: self.max_concurrent_hashes,
             max_text_bytes: self.max_text_bytes,
             login_timeout: defaults.login_timeout,
+            control_idle_timeout: defaults.control_idle_timeout,
             udp_idle_timeout: Duration::from_secs(self.udp_idle_timeout_secs),
             udp_advertise_port: self.udp_advertise_port,
         }

@@ -115,6 +115,7 @@ async fn serve(prepared: Prepared, tcp: TcpListener, udp: UdpSocket, shutdown: i
         hub: hub_tx.clone(),
         server_name: config.server_name.clone(),
         login_timeout: config.login_timeout,
+        control_idle_timeout: config.control_idle_timeout,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();

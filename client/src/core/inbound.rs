@@ -3,9 +3,12 @@
 //! The two transports carry the same chat vocabulary (see `chat::payload` in the proto crate), so a message pushed
 //! over UDP and one pushed over TCP end up in the same place: [`Actor::deliver`], which de-duplicates by id and
 //! moves the sync cursor. One difference is visible here: over TCP the client reports arrival with `Received` so the
-//! server can send the sender a receipt; over UDP the engine's acknowledgement already says so.
+//! server can send the sender a receipt; over UDP the engine's acknowledgement already says so. Only a private
+//! message addressed to this user is reported: receipts exist only for those (a world message reaches a whole
+//! room, so "delivered" has no single meaning), and each report costs the server a storage write, so reporting
+//! every world push would make a busy room cost the server one write per message per reader.
 
-use chatlab_proto::chat::{ChatMessage, ChatPayload};
+use chatlab_proto::chat::{ChatMessage, ChatPayload, Target};
 use chatlab_proto::control::{ClientMessage, ErrorCode, KeyMaterial, ServerMessage, Transport};
 use chatlab_proto::limits::MAX_TEXT_BYTES;
 
@@ -23,6 +26,16 @@ struct Grant {
     key_material: KeyMaterial,
     udp_port: u16,
     max_text_bytes: u32,
+}
+
+/// Whether a message pushed over TCP should be confirmed with `Received`: only a private message addressed to `me`,
+/// the user logged in here (as typed at login; names differ from the server's only in ASCII case). World messages
+/// have no receipts, and a private message *from* `me` arrives here only because another session of `me` sent it.
+fn wants_receipt(message: &ChatMessage, me: Option<&str>) -> bool {
+    match (&message.to, me) {
+        (Target::User(to), Some(me)) => to.as_str().eq_ignore_ascii_case(me),
+        _ => false,
+    }
 }
 
 impl Actor {
@@ -61,9 +74,12 @@ impl Actor {
             ServerMessage::Presence { user, online } => self.emit(ClientEvent::Presence { user, online }).await,
             ServerMessage::HistoryPage { req, messages, more } => self.on_page(req, messages, more).await,
             ServerMessage::Chat(message) => {
-                let id = message.id;
+                let me = self.credentials.as_ref().map(|credentials| credentials.username.as_str());
+                let report = wants_receipt(&message, me).then_some(message.id);
                 self.deliver(message, MessageSource::Live).await;
-                let _ = self.send_control(&ClientMessage::Received { ids: vec![id] }).await;
+                if let Some(id) = report {
+                    let _ = self.send_control(&ClientMessage::Received { ids: vec![id] }).await;
+                }
             }
             ServerMessage::Receipt { id, to } => self.emit(ClientEvent::Receipt { id, to }).await,
             ServerMessage::LoggedOut => self.on_logged_out(),
@@ -275,5 +291,30 @@ impl Actor {
             Some((AccountOp::Logout { reply }, _)) => drop(reply.send(Ok(()))),
             other => self.pending.account = other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chatlab_proto::chat::Username;
+
+    fn message(from: &str, to: Target) -> ChatMessage {
+        let from = Username::parse(from).expect("valid name");
+        ChatMessage { id: 7, from, to, text: "hi".into(), sent_at_ms: 0 }
+    }
+
+    fn to_user(name: &str) -> Target {
+        Target::User(Username::parse(name).expect("valid name"))
+    }
+
+    #[test]
+    fn only_private_messages_to_me_get_a_received() {
+        assert!(wants_receipt(&message("bob", to_user("ann")), Some("ann")));
+        // Typed with capitals at login: still the same account.
+        assert!(wants_receipt(&message("bob", to_user("ann")), Some("Ann")));
+        assert!(!wants_receipt(&message("bob", Target::World), Some("ann")), "world messages have no receipts");
+        assert!(!wants_receipt(&message("ann", to_user("bob")), Some("ann")), "my own message, from my other session");
+        assert!(!wants_receipt(&message("bob", to_user("ann")), None), "no session, nobody to confirm for");
     }
 }

@@ -64,10 +64,8 @@ pub(crate) struct Impairment {
 impl Impairment {
     /// Checks both directions with [`ImpairmentConfig::validate`], naming the direction that is wrong.
     pub(crate) fn validate(&self) -> Result<(), ClientError> {
-        let named = |way: &str, err: ImpairmentError| {
-            // ClientError has no variant of its own for a local setting; Protocol is the one the crate already uses
-            // for a refused engine configuration.
-            ClientError::Protocol(format!("invalid impairment of {way} UDP traffic: {err}"))
+        let named = |way: &str, err: ImpairmentError| ClientError::InvalidImpairment {
+            reason: format!("for {way} UDP traffic, {err}"),
         };
         self.outgoing.validate().map_err(|err| named("outgoing", err))?;
         self.incoming.validate().map_err(|err| named("incoming", err))
@@ -232,6 +230,10 @@ mod tests {
     fn validation_names_the_direction_and_the_field() {
         assert_eq!(Impairment::default().validate(), Ok(()));
         let err = Impairment { outgoing: lossy(1.5), ..Impairment::default() }.validate().expect_err("invalid");
+        assert!(
+            matches!(&err, ClientError::InvalidImpairment { reason } if reason.starts_with("for outgoing")),
+            "{err:?}"
+        );
         let text = err.to_string();
         assert!(text.contains("outgoing") && text.contains("loss.p") && text.contains("1.5"), "{text}");
         let zero_mtu = ImpairmentConfig { mtu: Some(0), ..ImpairmentConfig::default() };

@@ -573,6 +573,9 @@ fn problem_en(problem: &Problem) -> String {
             ErrorCode::TextInvalid => String::from("The server refused the text of this message."),
             ErrorCode::UnknownUser => String::from("There is no user with this name."),
             ErrorCode::FloodLimited => String::from("You are sending too fast. Wait a moment."),
+            ErrorCode::TooManyRequests => {
+                String::from("Too many requests to the server at once (history, user list). Wait a moment.")
+            }
             ErrorCode::ServerShuttingDown => String::from("The server is shutting down."),
             _ => format!("The server refused: {message} (code {}).", code.as_u16()),
         },
@@ -606,6 +609,7 @@ fn problem_zh(problem: &Problem) -> String {
             ErrorCode::TextInvalid => String::from("服务器拒绝了这条消息的内容。"),
             ErrorCode::UnknownUser => String::from("没有这个用户。"),
             ErrorCode::FloodLimited => String::from("发送太快了，请稍等片刻。"),
+            ErrorCode::TooManyRequests => String::from("向服务器发出的请求（历史记录、用户列表）太多，请稍等片刻。"),
             ErrorCode::ServerShuttingDown => String::from("服务器正在关闭。"),
             _ => format!("服务器拒绝了请求：{message}（代码 {}）。", code.as_u16()),
         },
@@ -662,6 +666,9 @@ mod tests {
     fn known_error_codes_are_translated_and_unknown_ones_keep_the_server_text() {
         let bad = Problem::Refused { code: ErrorCode::BadCredentials, message: String::from("x") };
         assert_eq!((ZH.problem)(&bad), "用户名不存在或密码错误。");
+        let busy = Problem::Refused { code: ErrorCode::TooManyRequests, message: String::from("x") };
+        assert!((EN.problem)(&busy).starts_with("Too many requests"));
+        assert!(!(ZH.problem)(&busy).contains("305"), "a sentence of its own, not the generic refusal");
         let unknown = Problem::Refused { code: ErrorCode::Unknown(999), message: String::from("disk on fire") };
         assert!((EN.problem)(&unknown).contains("disk on fire"));
         assert!((ZH.problem)(&unknown).contains("999"));

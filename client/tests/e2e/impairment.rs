@@ -132,7 +132,7 @@ async fn an_invalid_impairment_is_refused_with_a_clear_error_and_changes_nothing
     let impossible = ImpairmentConfig { loss: LossModel::Bernoulli { p: 1.5 }, ..ImpairmentConfig::default() };
     let err = ann.set_impairment(ImpairmentConfig::default(), impossible).await.expect_err("refused");
     let text = err.to_string();
-    assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
+    assert!(matches!(err, ClientError::InvalidImpairment { .. }), "{err:?}");
     assert!(text.contains("incoming") && text.contains("loss.p") && text.contains("1.5"), "{text}");
     let zero_mtu = ImpairmentConfig { mtu: Some(0), ..ImpairmentConfig::default() };
     let err = ann.set_impairment(zero_mtu, ImpairmentConfig::default()).await.expect_err("refused");

@@ -7,6 +7,7 @@ mod chat;
 mod durability;
 mod impairment;
 mod outbox;
+mod liveness;
 mod support;
 mod trust;
 mod udp_again;

@@ -78,6 +78,8 @@ struct State {
     ignore_logins: bool,
     /// Answer `Hello` with a version mismatch.
     refuse_version: bool,
+    /// The ids named by every `Received`, in arrival order.
+    received: Vec<u64>,
 }
 
 /// A running fake server; stops when dropped.
@@ -156,6 +158,11 @@ impl FakeServer {
     /// The `after_id` of every history sync asked for so far.
     pub fn sync_requests(&self) -> Vec<u64> {
         lock(&self.state).sync_requests.clone()
+    }
+
+    /// The message ids clients confirmed with `Received`, in arrival order.
+    pub fn received_reports(&self) -> Vec<u64> {
+        lock(&self.state).received.clone()
     }
 
     /// Closes every TCP connection (their sessions end).
@@ -515,7 +522,10 @@ fn handle(state: &Arc<Mutex<State>>, conn: &mut Conn, message: ClientMessage, or
             }
             Vec::new()
         }
-        (ClientMessage::Received { .. }, Some(_)) => Vec::new(),
+        (ClientMessage::Received { ids }, Some(_)) => {
+            state.received.extend(ids);
+            Vec::new()
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chatlab_client::{Client, ClientError, ClientEvent, Password, Target, Transport};
+use chatlab_client::{Client, ClientError, ClientEvent, ErrorCategory, Password, Target, Transport};
 use chatlab_proto::impair::{ImpairmentConfig, LossModel};
 
 use crate::fake_server::{FakeServer, Options};
@@ -51,7 +51,7 @@ async fn invalid_settings_are_refused_and_a_closed_core_says_so() {
     let too_long = delayed(2 * 60 * 60 * 1000);
     let err = handle.set_impairment(too_long, ImpairmentConfig::default()).await.expect_err("refused");
     assert!(
-        matches!(&err, ClientError::Protocol(text) if text.contains("outgoing") && text.contains("delay")),
+        matches!(&err, ClientError::InvalidImpairment { reason } if reason.contains("outgoing") && reason.contains("delay")),
         "{err}"
     );
     let nan = ImpairmentConfig { loss: LossModel::Bernoulli { p: f64::NAN }, ..ImpairmentConfig::default() };
@@ -61,6 +61,22 @@ async fn invalid_settings_are_refused_and_a_closed_core_says_so() {
     handle.shutdown().await;
     let err = handle.set_impairment(ImpairmentConfig::default(), ImpairmentConfig::default()).await;
     assert_eq!(err, Err(ClientError::Closed));
+}
+
+/// The bug: an invalid impairment setting, the caller's own mistake, came back as `ClientError::Protocol`, the variant
+/// for a server that breaks the protocol, so a face could not tell "fix this slider" from "the server is broken".
+#[tokio::test]
+async fn invalid_impairment_settings_surfaced_as_protocol_errors() {
+    let server = FakeServer::start(Options::default()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (handle, _events) = Client::connect(config(&server, &dir)).await.expect("connect");
+    let zero_mtu = ImpairmentConfig { mtu: Some(0), ..ImpairmentConfig::default() };
+    let err = handle.set_impairment(zero_mtu, ImpairmentConfig::default()).await.expect_err("refused");
+    let ClientError::InvalidImpairment { reason } = &err else { panic!("not InvalidImpairment: {err:?}") };
+    assert!(reason.contains("outgoing") && reason.contains("mtu"), "{reason}");
+    assert_eq!(err.category(), ErrorCategory::Usage, "the caller's mistake, not the connection's");
+    assert_eq!(err.server_code(), None);
+    handle.set_impairment(delayed(1), ImpairmentConfig::default()).await.expect("a valid setting still works");
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod fake_server;
 mod fallback;
 mod impairment;
 mod outbox;
+mod receipts;
 mod reconnect;
 mod resync;
 mod support;

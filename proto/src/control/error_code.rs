@@ -54,6 +54,11 @@ pub enum ErrorCode {
     FloodLimited,
     /// 304: a history request asked for zero messages or more than one page may hold.
     HistoryLimit,
+    /// 305: the session sent history, sync or user-list requests faster than its request budget allows. The request
+    /// was not served and nothing else changed: wait a second or two and ask again (the budget refills
+    /// continuously). Not [`ErrorCode::FloodLimited`], which is about chat messages: a client that shows "you are
+    /// sending too fast" for a refused history page would blame the user for what its own code did.
+    TooManyRequests,
     /// 500: something went wrong inside the server.
     Internal,
     /// 501: the server is shutting down.
@@ -65,7 +70,7 @@ pub enum ErrorCode {
 
 /// Every known code, in numeric order. [`ErrorCode::from_u16`] searches it; [`ErrorCode::as_u16`] is an exhaustive
 /// `match`, so the compiler insists every variant has a number.
-const KNOWN: [ErrorCode; 18] = [
+const KNOWN: [ErrorCode; 19] = [
     ErrorCode::VersionMismatch,
     ErrorCode::Malformed,
     ErrorCode::TooManyFramesBeforeLogin,
@@ -82,6 +87,7 @@ const KNOWN: [ErrorCode; 18] = [
     ErrorCode::UnknownUser,
     ErrorCode::FloodLimited,
     ErrorCode::HistoryLimit,
+    ErrorCode::TooManyRequests,
     ErrorCode::Internal,
     ErrorCode::ServerShuttingDown,
 ];
@@ -111,6 +117,7 @@ impl ErrorCode {
             ErrorCode::UnknownUser => 302,
             ErrorCode::FloodLimited => 303,
             ErrorCode::HistoryLimit => 304,
+            ErrorCode::TooManyRequests => 305,
             ErrorCode::Internal => 500,
             ErrorCode::ServerShuttingDown => 501,
             ErrorCode::Unknown(number) => number,
@@ -141,6 +148,7 @@ impl ErrorCode {
             ErrorCode::UnknownUser => "No user with that name exists.",
             ErrorCode::FloodLimited => "Messages are being sent too fast; slow down.",
             ErrorCode::HistoryLimit => "The history request asked for too few or too many messages.",
+            ErrorCode::TooManyRequests => "Too many history or user-list requests; wait a moment and ask again.",
             ErrorCode::Internal => "The server hit an internal error.",
             ErrorCode::ServerShuttingDown => "The server is shutting down.",
             ErrorCode::Unknown(_) => "The server reported an error this client does not know.",
@@ -175,7 +183,7 @@ mod tests {
     #[test]
     fn numbers_are_stable() {
         // Changing a number here breaks every deployed client: this table is the contract.
-        let expected: [(ErrorCode, u16); 18] = [
+        let expected: [(ErrorCode, u16); 19] = [
             (ErrorCode::VersionMismatch, 100),
             (ErrorCode::Malformed, 101),
             (ErrorCode::TooManyFramesBeforeLogin, 102),
@@ -192,6 +200,7 @@ mod tests {
             (ErrorCode::UnknownUser, 302),
             (ErrorCode::FloodLimited, 303),
             (ErrorCode::HistoryLimit, 304),
+            (ErrorCode::TooManyRequests, 305),
             (ErrorCode::Internal, 500),
             (ErrorCode::ServerShuttingDown, 501),
         ];
@@ -232,6 +241,7 @@ mod tests {
     fn serializes_as_a_number() {
         assert_eq!(rmp_serde::to_vec(&ErrorCode::BadCredentials).expect("encode"), [0xcc, 205]);
         assert_eq!(rmp_serde::to_vec(&ErrorCode::Malformed).expect("encode"), [101]);
+        assert_eq!(rmp_serde::to_vec(&ErrorCode::TooManyRequests).expect("encode"), [0xcd, 0x01, 0x31]);
         assert_eq!(rmp_serde::from_slice::<ErrorCode>(&[0xcd, 0x03, 0xe7]).expect("decode"), ErrorCode::Unknown(999));
     }
 

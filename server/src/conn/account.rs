@@ -146,6 +146,8 @@ impl Connection {
             Ok(Ok(session)) => {
                 self.session = Some(LiveSession::new(session, name, record.id, queue));
                 self.channel.set_logged_in(true);
+                // The session's silence is counted from its start, not from the login frame (hashing takes time).
+                self.idle.heard(tokio::time::Instant::now());
                 Ok(())
             }
             Ok(Err(refusal)) => {

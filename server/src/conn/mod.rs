@@ -19,13 +19,21 @@
 //! within the login timeout. Afterwards the task also forwards the hub's messages for this session (the session's
 //! control queue) to the socket, and closes at once when the hub fires the kill switch.
 //!
+//! ## A client that vanishes
+//!
+//! A logged-in client that sends nothing at all (not even its heartbeat `Ping`) for the read-idle limit is taken
+//! for gone: the connection closes with one log line and the session ends, so others see the user go offline
+//! ([`idle`] explains why TCP alone would never tell). Accepted sockets also get TCP keepalive
+//! ([`crate::net::keepalive`]), the kernel's probe of a silent peer, as a second line of defence.
+//!
 //! ## A client that does not read
 //!
 //! Answers are built in this task and written by it, so a client that sends requests and never reads could make
 //! the task build answers without end. Three limits stop it: the task stops decoding requests while more than
 //! [`MAX_UNSENT_OUTPUT_BYTES`] of output wait (it writes first, which waits for the client); a write that makes no
 //! progress for [`WRITE_STALL_TIMEOUT`] closes the connection; and history and user-list requests take a token
-//! from a bucket per session ([`REQUESTS_PER_SESSION`]), refused with `FloodLimited` when it is empty.
+//! from a bucket per session ([`REQUESTS_PER_SESSION`]), refused with `TooManyRequests` when it is empty (not
+//! `FloodLimited`: that code is about chat, and a client would tell its user to type more slowly).
 //!
 //! ## Errors
 //!
@@ -36,6 +44,7 @@
 mod account;
 pub mod channel;
 mod history;
+mod idle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,6 +58,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use self::channel::{ControlChannel, OpenError};
+use self::idle::IdleWatch;
 use crate::admission::{Admission, ConnectionSlot};
 use crate::hub::input::{CloseReason, HubInput, KillSwitch, SessionRef};
 use crate::limits::{
@@ -56,6 +66,7 @@ use crate::limits::{
     MAX_UNSENT_OUTPUT_BYTES, RECEIVED_PER_SESSION, REFUSAL_HANDSHAKE_TIMEOUT, REQUESTS_PER_SESSION,
     WRITE_STALL_TIMEOUT,
 };
+use crate::net::keepalive;
 use crate::password::PasswordService;
 use crate::rate_limit::TokenBucket;
 use crate::storage::{Storage, UserId};
@@ -80,6 +91,8 @@ pub struct ConnContext {
     pub server_name: String,
     /// Time from connecting (or logging out) to logging in.
     pub login_timeout: Duration,
+    /// Silence after which a logged-in connection counts as vanished.
+    pub control_idle_timeout: Duration,
 }
 
 /// How a connection ended, for its closing log line.
@@ -99,6 +112,8 @@ enum End {
     SessionClosed,
     /// No login within the login timeout.
     LoginTimeout,
+    /// A logged-in client sent nothing for the read-idle limit.
+    Silent(Duration),
     /// The server is shutting down.
     Shutdown,
     /// The hub is gone (the server is stopping).
@@ -115,6 +130,7 @@ impl std::fmt::Display for End {
             End::Killed(reason) => write!(f, "closed by the server: {reason}"),
             End::SessionClosed => f.write_str("session closed by the server"),
             End::LoginTimeout => f.write_str("no login in time"),
+            End::Silent(limit) => write!(f, "nothing received for {} s", limit.as_secs_f64()),
             End::Shutdown => f.write_str("server shutting down"),
             End::HubGone => f.write_str("server stopping"),
         }
@@ -159,6 +175,10 @@ pub async fn serve(
     slot: Option<ConnectionSlot>,
     shutdown: watch::Receiver<bool>,
 ) {
+    if let Err(error) = keepalive::enable(&stream) {
+        // Not fatal: the read-idle limit still notices a vanished client once it has logged in.
+        tracing::debug!(%peer, %error, "could not enable TCP keepalive");
+    }
     let timeout = if slot.is_some() { HANDSHAKE_TIMEOUT } else { REFUSAL_HANDSHAKE_TIMEOUT };
     let channel = match ControlChannel::accept(stream, &context.keypair, timeout).await {
         Ok(channel) => channel,
@@ -169,6 +189,7 @@ pub async fn serve(
     };
     let mut connection = Connection {
         login_deadline: tokio::time::Instant::now() + context.login_timeout,
+        idle: IdleWatch::new(context.control_idle_timeout, tokio::time::Instant::now()),
         context,
         peer,
         channel,
@@ -199,6 +220,8 @@ struct Connection {
     welcomed: bool,
     frames_before_login: u32,
     login_deadline: tokio::time::Instant,
+    /// The read-idle limit; watched only while logged in.
+    idle: IdleWatch,
     session: Option<LiveSession>,
     kill: Arc<KillSwitch>,
 }
@@ -222,8 +245,13 @@ impl Connection {
             let logged_in = self.session.is_some();
             let kill = Arc::clone(&self.kill);
             tokio::select! {
+                // Biased, in this order: the kill switch wins over everything, and bytes that wait in the socket are
+                // read before the idle limit is judged, so a task that was busy (writing a long answer to a slow
+                // client, waiting for the hub) never takes its own delay for the client's silence.
+                biased;
+                reason = kill.fired() => return Err(End::Killed(reason)),
                 read = self.channel.read_some() => match read {
-                    Ok(true) => {}
+                    Ok(true) => self.idle.heard(tokio::time::Instant::now()),
                     Ok(false) => {
                         if self.channel.has_partial_frame() {
                             tracing::debug!(peer = %self.peer, "peer closed the connection in the middle of a frame");
@@ -237,7 +265,17 @@ impl Connection {
                     // The hub dropped the session without a logout: the server is shutting down.
                     None => return Err(End::SessionClosed),
                 },
-                reason = kill.fired() => return Err(End::Killed(reason)),
+                () = self.idle.silent(), if logged_in => {
+                    let limit = self.idle.limit();
+                    let user = self.session.as_ref().map(|live| live.user.to_string()).unwrap_or_default();
+                    tracing::info!(
+                        peer = %self.peer,
+                        %user,
+                        limit_secs = limit.as_secs_f64(),
+                        "nothing received within the read-idle limit; the client is taken for gone, closing"
+                    );
+                    return Err(End::Silent(limit));
+                }
                 () = tokio::time::sleep_until(self.login_deadline), if !logged_in => {
                     tracing::info!(peer = %self.peer, "no login within the login timeout; closing");
                     return Err(End::LoginTimeout);
@@ -339,7 +377,7 @@ impl Connection {
             if !allowed {
                 self.refuse(
                     Some(req),
-                    ErrorCode::FloodLimited,
+                    ErrorCode::TooManyRequests,
                     "too many history and user-list requests; wait a moment and ask again",
                 );
                 return Ok(());

@@ -214,7 +214,7 @@ async fn login_rate_limit_bypass_with_concurrent_attempts() {
 }
 
 /// A script asking for user lists in a loop without reading the answers: past the per-session request budget each
-/// request is refused with `FloodLimited` (echoing its request number), and other sessions notice nothing.
+/// request is refused with `TooManyRequests` (echoing its request number), and other sessions notice nothing.
 #[tokio::test]
 async fn a_client_that_never_reads_is_refused_past_the_request_budget() {
     let server = TestServer::start().await;
@@ -232,7 +232,7 @@ async fn a_client_that_never_reads_is_refused_past_the_request_budget() {
     while answered + refused < sent {
         match script.recv().await {
             ServerMessage::Users { more: false, .. } => answered += 1,
-            ServerMessage::Error { req: Some(_), code: ErrorCode::FloodLimited, message } => {
+            ServerMessage::Error { req: Some(_), code: ErrorCode::TooManyRequests, message } => {
                 assert!(message.contains("wait"), "{message}");
                 refused += 1;
             }
@@ -260,5 +260,41 @@ async fn a_client_that_never_reads_cannot_make_one_received_a_huge_write() {
     assert!(ann.sees_within(Duration::from_millis(500), receipt).await.is_none(), "the id past the cap is ignored");
     bob.send(&ClientMessage::Received { ids: vec![id] }).await;
     ann.expect(receipt).await;
+    server.stop().await;
+}
+
+/// The bug: a session past its request budget got `FloodLimited`, the chat flood code, so a client told its user
+/// to type more slowly when its own history sync had asked too often. The refusal now has its own code, echoes
+/// the request number, and says nothing about chat: the same session still chats at once.
+#[tokio::test]
+async fn request_budget_refusals_reused_the_chat_flood_code() {
+    let server = TestServer::start_with(|c| {
+        c.flood_burst = 5.0;
+        c.flood_rate = 1.0;
+    })
+    .await;
+    let mut syncer = Client::user(server.addr, "syncer").await;
+    let sent = REQUESTS_PER_SESSION.capacity as usize + 200;
+    let mut asked = Vec::with_capacity(sent);
+    for _ in 0..sent {
+        let req = syncer.req();
+        asked.push(req);
+        syncer.send(&ClientMessage::SyncHistory { req, after_id: 0, limit: 1 }).await;
+    }
+    let mut refused = Vec::new();
+    let mut answered = 0;
+    while answered + refused.len() < sent {
+        match syncer.recv().await {
+            ServerMessage::HistoryPage { .. } => answered += 1,
+            ServerMessage::Error { req, code, message } => {
+                assert_eq!(code, ErrorCode::TooManyRequests, "{message}");
+                refused.push(req);
+            }
+            _ => {}
+        }
+    }
+    assert!(!refused.is_empty() && answered >= REQUESTS_PER_SESSION.capacity as usize, "answered {answered}");
+    assert!(refused.iter().all(|req| req.is_some_and(|r| asked.contains(&r))), "each refusal names its request");
+    assert!(syncer.chat(Target::World, "my chat budget is untouched").await.is_ok());
     server.stop().await;
 }

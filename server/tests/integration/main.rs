@@ -9,6 +9,7 @@ mod binary;
 mod chat;
 mod history;
 mod limits;
+mod liveness;
 mod resend;
 mod restart;
 mod robustness;

@@ -48,6 +48,7 @@ pub(super) fn problem(err: &ClientError, server: &str) -> Problem {
         | ClientError::KnownServers(_)
         | ClientError::Handshake { .. }
         | ClientError::Protocol(_)
+        | ClientError::InvalidImpairment { .. }
         | ClientError::Busy { .. } => Problem::Other(err.to_string()),
     }
 }
