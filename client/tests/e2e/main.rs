@@ -6,8 +6,8 @@
 mod chat;
 mod durability;
 mod impairment;
-mod outbox;
 mod liveness;
+mod outbox;
 mod support;
 mod trust;
 mod udp_again;
