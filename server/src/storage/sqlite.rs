@@ -297,12 +297,12 @@ fn stored_message_id(raw: i64) -> Result<MessageId, StorageError> {
 /// signed 64-bit, so the bits are kept as they are (a reinterpretation, not a conversion that could fail or
 /// clamp): every id round-trips exactly, and ids above `i64::MAX` simply read as negative in the `sqlite3` shell.
 fn client_msg_id_to_sql(id: u64) -> i64 {
-    id.cast_signed()
+    i64::from_be_bytes(id.to_be_bytes())
 }
 
 /// The inverse of [`client_msg_id_to_sql`].
 fn client_msg_id_from_sql(raw: i64) -> u64 {
-    raw.cast_unsigned()
+    u64::from_be_bytes(raw.to_be_bytes())
 }
 
 /// `id > after` as an SQL bound; `None` when `after` is beyond every id SQLite can store, so nothing follows.
