@@ -32,8 +32,8 @@
 //!
 //! A client names every chat message with a `client_msg_id` and sends it again, under the same name, when it never
 //! saw the server's answer; the server recognises the name and answers with the stored id instead of storing the
-//! message twice (see [`crate::hub::dedup`]). Such an *idempotency key* protects a write only if it is at least as
-//! durable as the write: had the server kept it only in memory, a crash after the commit and before the answer
+//! message twice (see the hub's `dedup` module). Such an *idempotency key* protects a write only if it is at least
+//! as durable as the write: had the server kept it only in memory, a crash after the commit and before the answer
 //! would forget the key but not the message, and the resend to the restarted server would be stored again. So the
 //! key is a column of the message row ([`NewMessage::client_msg_id`]), written by the same `INSERT` in the same
 //! transaction: after a crash either both exist or neither does. At startup [`Storage::newest_before`] reads the
