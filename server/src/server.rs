@@ -17,7 +17,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chatlab_proto::noise::{Fingerprint, StaticKeypair};
 use tokio::net::{TcpListener, UdpSocket};
@@ -25,11 +25,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::admission::{Admission, Admitted};
+use crate::clock::utc_now_ms;
 use crate::config::ServerConfig;
 use crate::conn::{self, ConnContext};
 use crate::error::ServerError;
 use crate::hub::input::HubInput;
-use crate::hub::{Hub, HubConfig};
+use crate::hub::seed::load_dedup;
+use crate::hub::{Dedup, Hub, HubConfig};
 use crate::limits::{HUB_QUEUE_DEPTH, SHUTDOWN_GRACE, WRITER_QUEUE_DEPTH};
 use crate::net::bind::bind;
 use crate::password::PasswordService;
@@ -48,11 +50,13 @@ pub fn load_identity(data_dir: &std::path::Path) -> Result<(Fingerprint, bool), 
     Ok((keypair.public().fingerprint(), created))
 }
 
-/// Everything opened before the first connection: key, database, password service.
+/// Everything opened before the first connection: key, database, the memory of recent `client_msg_id`s rebuilt
+/// from it, password service.
 struct Prepared {
     config: ServerConfig,
     keypair: StaticKeypair,
     storage: Arc<dyn Storage>,
+    dedup: Dedup,
     passwords: PasswordService,
 }
 
@@ -67,8 +71,11 @@ impl Prepared {
                 tracing::info!(fingerprint = %keypair.public().fingerprint(), "created a new server key");
             }
             let storage: Arc<dyn Storage> = Arc::new(SqliteStorage::open(config.database_path())?);
+            // Before any connection: a client resending after a crash must meet a hub that knows what the
+            // previous process stored (see `hub::seed`).
+            let dedup = load_dedup(storage.as_ref(), utc_now_ms(), Instant::now())?;
             let passwords = PasswordService::new(config.password_params, config.max_concurrent_hashes)?;
-            Ok(Prepared { config, keypair, storage, passwords })
+            Ok(Prepared { config, keypair, storage, dedup, passwords })
         });
         task.await.map_err(|e| ServerError::Task(e.to_string()))?
     }
@@ -88,7 +95,7 @@ pub async fn run(
 }
 
 async fn serve(prepared: Prepared, tcp: TcpListener, udp: UdpSocket, shutdown: impl Future) -> Result<(), ServerError> {
-    let Prepared { config, keypair, storage, passwords } = prepared;
+    let Prepared { config, keypair, storage, dedup, passwords } = prepared;
     let local = tcp.local_addr()?;
     let udp_port = match config.udp_advertise_port {
         Some(port) => port,
@@ -104,7 +111,7 @@ async fn serve(prepared: Prepared, tcp: TcpListener, udp: UdpSocket, shutdown: i
         engine: HubConfig::engine_for_idle_timeout(config.udp_idle_timeout),
         udp_port,
     };
-    let hub = tokio::spawn(Hub::new(hub_config, Arc::new(udp), writer_tx).run(hub_rx));
+    let hub = tokio::spawn(Hub::new(hub_config, Arc::new(udp), writer_tx, dedup).run(hub_rx));
 
     let admission = Admission::new(config.max_connections_per_ip);
     let context = Arc::new(ConnContext {

@@ -130,7 +130,15 @@ impl Writer {
                     Ok(None) => StoredTarget::World,
                     Err(_) => return None,
                 };
-                Some(NewMessage { from: chat.from, to, text: chat.text.clone(), sent_at_ms: now })
+                // The idempotency key goes into the same row and transaction as the message it names, so a
+                // crash can never keep one without the other (see `crate::hub::dedup`).
+                Some(NewMessage {
+                    from: chat.from,
+                    to,
+                    text: chat.text.clone(),
+                    sent_at_ms: now,
+                    client_msg_id: Some(chat.client_msg_id),
+                })
             })
             .collect();
         let stored = match self.storage.append_messages(&batch) {
@@ -278,6 +286,7 @@ mod tests {
                 to: StoredTarget::User(bob.id),
                 text: "hi".into(),
                 sent_at_ms: 1,
+                client_msg_id: None,
             }])
             .unwrap();
         let (tx, mut hub, handle) = start(storage.clone());
@@ -338,6 +347,9 @@ mod tests {
         fn mark_delivered(&self, _: UserId, _: &[MessageId], _: i64) -> Result<Vec<DeliveryReceipt>, StorageError> {
             Err(StorageError::InvalidData("disk full".into()))
         }
+        fn newest_before(&self, b: Option<MessageId>, l: usize) -> Result<Vec<StoredMessage>, StorageError> {
+            self.0.newest_before(b, l)
+        }
         fn latest_message_id(&self) -> Result<MessageId, StorageError> {
             self.0.latest_message_id()
         }
@@ -376,5 +388,8 @@ mod tests {
         handle.join().unwrap();
         // The message was stored (durability does not depend on the hub); only its acknowledgement is lost.
         assert_eq!(storage.latest_message_id().unwrap(), 1);
+        // With its client_msg_id, so a restarted server recognises the client's resend.
+        let stored = storage.newest_before(None, 10).unwrap();
+        assert_eq!(stored.iter().map(|m| m.client_msg_id).collect::<Vec<_>>(), [Some(1)]);
     }
 }

@@ -220,6 +220,7 @@ mod tests {
             text: text.into(),
             sent_at_ms: 9,
             delivered_at_ms: None,
+            client_msg_id: None,
         }
     }
 

@@ -20,17 +20,39 @@
 //! Memory stays bounded: per user by [`MAX_REMEMBERED_PER_USER`], and users without a session are forgotten
 //! [`FORGET_OFFLINE_AFTER`] after their last session ended, or at once when the table holds more than
 //! [`MAX_REMEMBERED_TOTAL`] entries.
+//!
+//! ## Surviving a crash: the key is stored with the data it protects
+//!
+//! An idempotency key only works if the receiver can never remember the *action* while forgetting the *key*.
+//! Kept in this table alone, the keys died with the process, while the messages they named were safe in SQLite:
+//! a server killed after a commit and before the `Accepted` left (a crash, `SIGKILL`, a power cut) came back
+//! without the key, and the client's resend — its outbox keeps unanswered messages for minutes and sends them
+//! after the reconnect — was stored a second time. So the key is now durable *with* the message: the writer
+//! stores each `client_msg_id` in the message's own row, in the same transaction
+//! ([`crate::storage::NewMessage::client_msg_id`]), and after a crash either both are on disk or neither is.
+//!
+//! At startup, before the server accepts a connection, [`super::seed`] reads back the messages of the last
+//! [`FORGET_OFFLINE_AFTER`] and rebuilds this table from them ([`Dedup::seeded`]), within the same bounds as a
+//! live table. Every user found there is treated as *offline since the restart*: the crash ended all their
+//! sessions, and the clock that forgets offline users starts, as for a live server, when a user's sessions ended
+//! — the restart being the earliest moment this process can observe (it cannot know how long it was down, and
+//! erring late only keeps a few ids a little longer). A user who logs in again keeps their ids, as always.
+//!
+//! For that, the fingerprint of a message read back from the database must equal the one computed when it
+//! arrived, possibly by an older build of the server. [`fingerprint`] is therefore a *specified* function of the
+//! bytes — SHA-256 over a fixed encoding of the target and text, see [`fingerprint_parts`] — not std's
+//! `DefaultHasher`, whose algorithm Rust does not promise to keep between releases (an upgrade would then have
+//! turned every resend after a restart into a new message).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use chatlab_proto::chat::Target;
 use chatlab_proto::control::Transport;
+use sha2::{Digest, Sha256};
 
 use super::input::SessionRef;
-use crate::storage::{MessageId, UserId};
+use crate::storage::{MessageId, StoredMessage, StoredRecipient, UserId};
 
 /// Stored messages remembered per user. A client resends only the messages it still waits for, and a client keeps
 /// at most a few hundred of those (its send window and its queue of unanswered messages); 1 024 covers a burst of
@@ -123,18 +145,103 @@ pub struct Dedup {
     last_sweep: Instant,
 }
 
+/// Prefix of every fingerprinted input: names the purpose and the encoding version, so these digests can never
+/// be confused with SHA-256 of anything else, and a future encoding would start with `v2`.
+const FINGERPRINT_DOMAIN: &[u8] = b"chatlab/dedup-fingerprint/v1";
+
+/// The first byte of the encoded target: the world room.
+const TARGET_WORLD: u8 = 0;
+
+/// The first byte of the encoded target: one user, followed by the name's length and bytes.
+const TARGET_USER: u8 = 1;
+
 /// A fingerprint of a message's target and text, to tell a resend from a new message under a reused id.
 pub fn fingerprint(to: &Target, text: &str) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    to.hash(&mut hasher);
-    text.hash(&mut hasher);
-    hasher.finish()
+    match to {
+        Target::World => fingerprint_parts(None, text),
+        Target::User(name) => fingerprint_parts(Some(name.as_str()), text),
+    }
+}
+
+/// The fingerprint of a message read back from storage: the same value [`fingerprint`] gave when it arrived,
+/// because storage keeps the recipient's name exactly as the hub saw it (validated and case-folded).
+pub fn stored_fingerprint(message: &StoredMessage) -> u64 {
+    match &message.to {
+        StoredRecipient::World => fingerprint_parts(None, &message.text),
+        StoredRecipient::User(to) => fingerprint_parts(Some(&to.name), &message.text),
+    }
+}
+
+/// The fingerprint, specified byte for byte so that it is stable across builds and Rust releases: the first
+/// 8 bytes, big-endian, of
+///
+/// ```text
+/// SHA-256( "chatlab/dedup-fingerprint/v1" || 0x00 || text )                           world room
+/// SHA-256( "chatlab/dedup-fingerprint/v1" || 0x01 || len(name) as u32 BE || name || text )   one user
+/// ```
+///
+/// The name's length makes the encoding unambiguous (no name/text split gives another message's bytes), and
+/// 64 bits make a false "same message" for a reused id a 1-in-2^64 event. It is not a secret or a MAC: only the
+/// message's own sender can use their ids, so there is nobody to forge a collision against.
+pub fn fingerprint_parts(to_user: Option<&str>, text: &str) -> u64 {
+    let mut hash = Sha256::new();
+    hash.update(FINGERPRINT_DOMAIN);
+    match to_user {
+        None => hash.update([TARGET_WORLD]),
+        Some(name) => {
+            hash.update([TARGET_USER]);
+            // Names are at most 32 bytes; a length beyond u32 cannot occur, and saturating keeps it total.
+            hash.update(u32::try_from(name.len()).unwrap_or(u32::MAX).to_be_bytes());
+            hash.update(name.as_bytes());
+        }
+    }
+    hash.update(text.as_bytes());
+    let digest = hash.finalize();
+    let mut first = [0u8; 8];
+    for (out, byte) in first.iter_mut().zip(digest.iter()) {
+        *out = *byte;
+    }
+    u64::from_be_bytes(first)
+}
+
+/// One stored message to remember when the memory is rebuilt at startup (see [`Dedup::seeded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeedEntry {
+    /// The sender.
+    pub user: UserId,
+    /// The sender's name for the message.
+    pub client_msg_id: u64,
+    /// [`stored_fingerprint`] of the message.
+    pub fingerprint: u64,
+    /// The stored id.
+    pub id: MessageId,
+    /// When it was stored.
+    pub sent_at_ms: i64,
 }
 
 impl Dedup {
     /// An empty memory.
     pub fn new(now: Instant) -> Self {
         Self { users: HashMap::new(), total: 0, last_sweep: now }
+    }
+
+    /// A memory rebuilt from stored messages at startup, `entries` **oldest first** (so that, as in a live table,
+    /// the newest entry for a reused id wins and the per-user bound drops the oldest). Every user in it counts as
+    /// offline since `now`, the restart (see the module documentation); the bounds hold as for a live table.
+    pub fn seeded(entries: impl IntoIterator<Item = SeedEntry>, now: Instant) -> Self {
+        let mut dedup = Self::new(now);
+        for entry in entries {
+            if dedup.total >= MAX_REMEMBERED_TOTAL {
+                break;
+            }
+            let ids = dedup.users.entry(entry.user).or_default();
+            ids.offline_since = Some(now);
+            let before = ids.recent.len();
+            let remembered = Remembered { fingerprint: entry.fingerprint, id: entry.id, sent_at_ms: entry.sent_at_ms };
+            ids.remember(entry.client_msg_id, remembered);
+            dedup.total = (dedup.total + ids.recent.len()).saturating_sub(before);
+        }
+        dedup
     }
 
     /// Looks up a message; attaches `waiter` when the first copy is still being stored.
@@ -280,5 +387,78 @@ mod tests {
         assert_eq!(d.check(1, 7, 0, WAITER), Seen::New, "offline too long");
         assert_eq!(d.check(2, 7, 0, WAITER), Seen::Stored { id: 2, sent_at_ms: 0 }, "came back in time");
         assert_eq!(d.total(), 1);
+    }
+
+    /// Known answers computed independently (Python's `hashlib`, and `printf ... | sha256sum` for the first):
+    /// a future build, or a future Rust, must compute the same fingerprints or dedup breaks across an upgrade.
+    #[test]
+    fn fingerprint_is_stable_sha256_known_answers() {
+        assert_eq!(fingerprint_parts(None, "hi"), 0x8898_32a9_4094_9fdf);
+        assert_eq!(fingerprint_parts(Some("bob"), "hi"), 0x5510_b30e_e928_0824);
+        assert_eq!(fingerprint_parts(None, "你好"), 0x4414_7e23_ba5e_4242);
+        let bob = Target::User(chatlab_proto::chat::Username::parse("bob").unwrap());
+        assert_eq!(fingerprint(&bob, "hi"), fingerprint_parts(Some("bob"), "hi"));
+        assert_eq!(fingerprint(&Target::World, "hi"), fingerprint_parts(None, "hi"));
+    }
+
+    #[test]
+    fn fingerprint_encoding_is_unambiguous() {
+        // Moving bytes between the name and the text, or between world and a user, changes the fingerprint.
+        assert_ne!(fingerprint_parts(Some("ab"), "c"), fingerprint_parts(Some("a"), "bc"));
+        assert_ne!(fingerprint_parts(None, "hi"), fingerprint_parts(Some(""), "hi"));
+        assert_ne!(fingerprint_parts(None, "hi"), fingerprint_parts(None, "hi "));
+    }
+
+    #[test]
+    fn a_stored_message_has_the_fingerprint_it_arrived_with() {
+        use crate::storage::UserRef;
+        let stored = StoredMessage {
+            id: 3,
+            from: UserRef { id: 1, name: "ann".into() },
+            to: StoredRecipient::User(UserRef { id: 2, name: "bob".into() }),
+            text: "hello".into(),
+            sent_at_ms: 0,
+            delivered_at_ms: None,
+            client_msg_id: Some(9),
+        };
+        let bob = Target::User(chatlab_proto::chat::Username::parse("bob").unwrap());
+        assert_eq!(stored_fingerprint(&stored), fingerprint(&bob, "hello"));
+        let world = StoredMessage { to: StoredRecipient::World, ..stored };
+        assert_eq!(stored_fingerprint(&world), fingerprint(&Target::World, "hello"));
+    }
+
+    fn entry(user: UserId, client_msg_id: u64, id: MessageId) -> SeedEntry {
+        SeedEntry { user, client_msg_id, fingerprint: 0, id, sent_at_ms: 0 }
+    }
+
+    #[test]
+    fn seeded_memory_answers_resends_and_newest_wins() {
+        let t0 = Instant::now();
+        let mut d = Dedup::seeded([entry(1, 7, 10), entry(2, 7, 11), entry(1, 7, 12)], t0);
+        assert_eq!(d.check(1, 7, 0, WAITER), Seen::Stored { id: 12, sent_at_ms: 0 }, "the newer of a reused id");
+        assert_eq!(d.check(2, 7, 0, WAITER), Seen::Stored { id: 11, sent_at_ms: 0 });
+        assert_eq!(d.check(1, 7, 1, WAITER), Seen::New, "another fingerprint");
+        assert_eq!(d.total(), 2);
+    }
+
+    #[test]
+    fn seeded_users_are_forgotten_like_offline_users_from_the_restart() {
+        let t0 = Instant::now();
+        let mut d = Dedup::seeded([entry(1, 7, 1), entry(2, 7, 2)], t0);
+        // User 2 logs in within the window and keeps their ids; user 1 never comes back and is forgotten.
+        d.user_online(2, t0 + SWEEP_INTERVAL);
+        d.user_online(3, t0 + FORGET_OFFLINE_AFTER + SWEEP_INTERVAL);
+        assert_eq!(d.check(1, 7, 0, WAITER), Seen::New);
+        assert_eq!(d.check(2, 7, 0, WAITER), Seen::Stored { id: 2, sent_at_ms: 0 });
+        assert_eq!(d.total(), 1);
+    }
+
+    #[test]
+    fn seeded_memory_keeps_the_per_user_bound() {
+        let entries = (0..=MAX_REMEMBERED_PER_USER as u64).map(|n| entry(1, n, n + 1));
+        let mut d = Dedup::seeded(entries, Instant::now());
+        assert_eq!(d.total(), MAX_REMEMBERED_PER_USER);
+        assert_eq!(d.check(1, 0, 0, WAITER), Seen::New, "the oldest was dropped");
+        assert_eq!(d.check(1, 1, 0, WAITER), Seen::Stored { id: 2, sent_at_ms: 0 });
     }
 }

@@ -14,6 +14,8 @@
 //!   sends with, and the heap of the endpoints' timers ([`timers`]);
 //! - flood control per *user* (a token bucket shared by all their sessions, kept across logout and login until
 //!   it has refilled, so a new session never means a fresh burst) and fan-out.
+//! - the memory of recent `client_msg_id`s that makes a resent message an answer instead of a second copy
+//!   ([`dedup`]), rebuilt from storage before the server accepts traffic, so it survives a crash ([`seed`]).
 //!
 //! It never blocks: storage work goes to the writer thread with `try_send`, control messages go into each
 //! connection's bounded queue with `try_send`, and datagrams leave with `try_send_to` (a full socket buffer drops
@@ -43,6 +45,7 @@
 
 pub mod dedup;
 pub mod input;
+pub mod seed;
 pub mod session;
 pub mod timers;
 
@@ -60,7 +63,8 @@ use chatlab_proto::limits::MAX_DATAGRAM_BYTES;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use self::dedup::{Dedup, Seen, Waiter, fingerprint};
+pub use self::dedup::Dedup;
+use self::dedup::{Seen, Waiter, fingerprint};
 use self::input::{ChatOutcome, ChatRequest, CloseReason, HubInput, LoginRequest, Refusal, SessionRef};
 use self::session::{NewSession, Session};
 use self::timers::Timers;
@@ -137,8 +141,10 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub with no sessions, sending datagrams with `udp` and storage work to `writer`.
-    pub fn new(config: HubConfig, udp: Arc<UdpSocket>, writer: mpsc::Sender<WriteRequest>) -> Self {
+    /// A hub with no sessions, sending datagrams with `udp` and storage work to `writer`. `dedup` is its memory of
+    /// recent `client_msg_id`s, rebuilt from storage at startup ([`seed::load_dedup`]) so that resends survive a
+    /// crash of the previous process.
+    pub fn new(config: HubConfig, udp: Arc<UdpSocket>, writer: mpsc::Sender<WriteRequest>, dedup: Dedup) -> Self {
         Self {
             flood: KeyedBuckets::new(config.flood, MAX_FLOOD_USERS),
             config,
@@ -154,7 +160,7 @@ impl Hub {
             drops: DropCounters::default(),
             shutting_down: false,
             send_buf: Vec::with_capacity(MAX_DATAGRAM_BYTES),
-            dedup: Dedup::new(Instant::now()),
+            dedup,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chatlab_proto::chat::{ChatMessage, Target, Username};
 use chatlab_proto::control::{ErrorCode, ServerMessage, Transport};
@@ -10,6 +10,7 @@ use chatlab_proto::datagram::{Header, KeyPhase, PacketType};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
+use super::dedup::{Dedup, SeedEntry, fingerprint};
 use super::input::{ChatOutcome, CloseReason, Committed, HubInput, KillSwitch, LoginRequest, Refusal, SessionRef};
 use super::{Hub, HubConfig};
 use crate::rate_limit::BucketShape;
@@ -26,6 +27,10 @@ struct Rig {
 }
 
 async fn rig(writer_depth: usize, flood: BucketShape) -> Rig {
+    rig_with_memory(writer_depth, flood, Dedup::new(Instant::now())).await
+}
+
+async fn rig_with_memory(writer_depth: usize, flood: BucketShape, dedup: Dedup) -> Rig {
     let udp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
     let (writer_tx, writer) = mpsc::channel(writer_depth);
     let config = HubConfig {
@@ -34,7 +39,7 @@ async fn rig(writer_depth: usize, flood: BucketShape) -> Rig {
         engine: HubConfig::engine_for_idle_timeout(Duration::from_secs(30)),
         udp_port: 7878,
     };
-    Rig { hub: Hub::new(config, udp, writer_tx), writer }
+    Rig { hub: Hub::new(config, udp, writer_tx, dedup), writer }
 }
 
 const GENEROUS: BucketShape = BucketShape { capacity: 1000.0, refill_per_sec: 1000.0 };
@@ -127,6 +132,28 @@ async fn chat_goes_to_the_writer_and_bad_text_does_not() {
     chat(&mut rig, &ann, "bell\u{7}");
     assert_eq!(rejected_code(&ann.drain()), Some(ErrorCode::TextInvalid));
     assert!(rig.writer.try_recv().is_err());
+}
+
+/// After a crash the hub starts with the memory rebuilt from storage: a resend of a message the previous process
+/// committed is answered with its stored id and never reaches the writer; another text under the id does.
+#[tokio::test]
+async fn duplicate_storage_after_crash_seeded_hub_answers_the_resend() {
+    let stored = SeedEntry {
+        user: 1,
+        client_msg_id: 5,
+        fingerprint: fingerprint(&Target::World, "before"),
+        id: 40,
+        sent_at_ms: 123,
+    };
+    let mut rig = rig_with_memory(8, GENEROUS, Dedup::seeded([stored], Instant::now())).await;
+    let mut ann = login(&mut rig, "ann", 1, 8);
+    ann.drain();
+    chat_with_id(&mut rig, &ann, 5, "before");
+    assert_eq!(ann.drain(), vec![ServerMessage::ChatAccepted { client_msg_id: 5, id: 40, sent_at_ms: 123 }]);
+    assert!(rig.writer.try_recv().is_err(), "not stored again");
+    chat_with_id(&mut rig, &ann, 5, "after");
+    let Ok(WriteRequest::Append(request)) = rig.writer.try_recv() else { panic!("a new text is a new message") };
+    assert_eq!((request.client_msg_id, request.text.as_str()), (5, "after"));
 }
 
 #[tokio::test]

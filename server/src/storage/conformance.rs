@@ -34,6 +34,11 @@ pub(crate) fn run_all<S: Storage>(make: &dyn Fn() -> S) {
         ("delivery_receipts_happen_once", delivery_receipts_happen_once),
         ("undelivered_pages_and_shrinks", undelivered_pages_and_shrinks),
         ("large_history_pages_completely", large_history_pages_completely),
+        (
+            "duplicate_storage_after_crash_client_msg_id_round_trips",
+            duplicate_storage_after_crash_client_msg_id_round_trips,
+        ),
+        ("newest_before_walks_back_over_every_sender", newest_before_walks_back_over_every_sender),
     ];
     for (name, case) in cases {
         let storage = make();
@@ -47,11 +52,15 @@ fn user(storage: &dyn Storage, name: &str) -> UserRecord {
 }
 
 fn to_world(from: UserId, text: &str) -> NewMessage {
-    NewMessage { from, to: StoredTarget::World, text: text.to_owned(), sent_at_ms: 5_000 }
+    NewMessage { from, to: StoredTarget::World, text: text.to_owned(), sent_at_ms: 5_000, client_msg_id: None }
 }
 
 fn to_user(from: UserId, to: UserId, text: &str) -> NewMessage {
-    NewMessage { from, to: StoredTarget::User(to), text: text.to_owned(), sent_at_ms: 5_000 }
+    NewMessage { from, to: StoredTarget::User(to), text: text.to_owned(), sent_at_ms: 5_000, client_msg_id: None }
+}
+
+fn named(message: NewMessage, client_msg_id: u64) -> NewMessage {
+    NewMessage { client_msg_id: Some(client_msg_id), ..message }
 }
 
 fn texts(messages: &[StoredMessage]) -> Vec<&str> {
@@ -105,6 +114,7 @@ fn append_assigns_increasing_ids(storage: &dyn Storage) {
     assert_eq!(world.text, "hello 世界");
     assert_eq!(world.sent_at_ms, 5_000);
     assert_eq!(world.delivered_at_ms, None);
+    assert_eq!(world.client_msg_id, None);
     assert!(private.is_private());
     match &private.to {
         StoredRecipient::User(to) => assert_eq!((to.id, to.name.as_str()), (bob.id, "bob")),
@@ -366,4 +376,71 @@ fn large_history_pages_completely(storage: &dyn Storage) {
         scrolled = page_ids;
     }
     assert_eq!(scrolled, expected_world);
+
+    // The startup walk over the whole server, newest first, page by page.
+    let mut walked: Vec<MessageId> = Vec::with_capacity(LARGE_HISTORY);
+    let mut before = None;
+    loop {
+        let page = storage.newest_before(before, PAGE).unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        walked.extend(ids(&page));
+    }
+    let mut newest_first = ids(&all);
+    newest_first.reverse();
+    assert_eq!(walked, newest_first);
+}
+
+/// The regression behind the `client_msg_id` column: the server de-duplicated resends only in memory, so a crash
+/// between commit and answer made the resend a second stored copy. The id must come back from every read,
+/// exactly (the whole `u64` range, including values SQLite's signed integers cannot hold as they are), and a
+/// message without one must read back without one.
+fn duplicate_storage_after_crash_client_msg_id_round_trips(storage: &dyn Storage) {
+    let alice = user(storage, "alice");
+    let bob = user(storage, "bob");
+    let stored = storage
+        .append_messages(&[
+            named(to_world(alice.id, "zero"), 0),
+            named(to_world(alice.id, "max"), u64::MAX),
+            named(to_user(alice.id, bob.id, "top bit"), 1 << 63),
+            to_world(bob.id, "anonymous"),
+            named(to_user(bob.id, alice.id, "seven"), 7),
+        ])
+        .unwrap();
+    let expected = [Some(0), Some(u64::MAX), Some(1 << 63), None, Some(7)];
+    let client_ids = |messages: &[StoredMessage]| messages.iter().map(|m| m.client_msg_id).collect::<Vec<_>>();
+    assert_eq!(client_ids(&stored), expected, "as appended");
+    assert_eq!(client_ids(&storage.sync_after(alice.id, 0, 10).unwrap()), expected, "sync");
+    let mut newest_first = storage.newest_before(None, 10).unwrap();
+    newest_first.reverse();
+    assert_eq!(newest_first, stored, "the startup walk");
+    let world = storage.conversation_before(bob.id, StoredTarget::World, None, 10).unwrap();
+    assert_eq!(client_ids(&world), [Some(0), Some(u64::MAX), None], "scroll-back");
+    let waiting = storage.undelivered_to(bob.id, 0, 10).unwrap();
+    assert_eq!(client_ids(&waiting), [Some(1 << 63)], "undelivered");
+    // The same id may name several messages (per user, or a client that reuses ids); storage keeps each as sent.
+    let again = storage.append_messages(&[named(to_world(bob.id, "seven again"), 7)]).unwrap();
+    assert_eq!(again[0].client_msg_id, Some(7));
+    assert_ne!(again[0].id, stored[4].id);
+}
+
+fn newest_before_walks_back_over_every_sender(storage: &dyn Storage) {
+    assert!(storage.newest_before(None, 10).unwrap().is_empty(), "empty storage");
+    let alice = user(storage, "alice");
+    let bob = user(storage, "bob");
+    let stored = storage
+        .append_messages(&[
+            to_world(alice.id, "a1"),
+            to_user(bob.id, alice.id, "b1"),
+            to_user(alice.id, alice.id, "note to self"),
+            to_world(bob.id, "b2"),
+        ])
+        .unwrap();
+    assert_eq!(texts(&storage.newest_before(None, 3).unwrap()), ["b2", "note to self", "b1"]);
+    assert_eq!(texts(&storage.newest_before(Some(stored[1].id), 10).unwrap()), ["a1"]);
+    assert_eq!(texts(&storage.newest_before(Some(MessageId::MAX), 1).unwrap()), ["b2"]);
+    for before in [Some(0), Some(1)] {
+        assert!(storage.newest_before(before, 10).unwrap().is_empty(), "{before:?}");
+    }
+    assert!(storage.newest_before(None, 0).unwrap().is_empty(), "limit 0");
 }

@@ -43,6 +43,7 @@ struct Row {
     text: String,
     sent_at_ms: i64,
     delivered_at_ms: Option<i64>,
+    client_msg_id: Option<u64>,
 }
 
 impl Row {
@@ -95,6 +96,7 @@ impl Inner {
             text: row.text.clone(),
             sent_at_ms: row.sent_at_ms,
             delivered_at_ms: row.delivered_at_ms,
+            client_msg_id: row.client_msg_id,
         })
     }
 
@@ -150,6 +152,7 @@ impl Storage for MemoryStorage {
                 text: message.text.clone(),
                 sent_at_ms: message.sent_at_ms,
                 delivered_at_ms: None,
+                client_msg_id: message.client_msg_id,
             };
             stored.push(inner.to_stored(&row)?);
             inner.messages.push(row);
@@ -236,6 +239,15 @@ impl Storage for MemoryStorage {
         Ok(receipts)
     }
 
+    fn newest_before(&self, before_id: Option<MessageId>, limit: usize) -> Result<Vec<StoredMessage>, StorageError> {
+        let inner = self.lock();
+        let end = match before_id {
+            None => inner.messages.len(),
+            Some(before) => inner.messages.partition_point(|row| row.id < before),
+        };
+        inner.messages.iter().take(end).rev().take(limit).map(|row| inner.to_stored(row)).collect()
+    }
+
     fn latest_message_id(&self) -> Result<MessageId, StorageError> {
         Ok(self.lock().last_id)
     }
@@ -262,6 +274,7 @@ mod tests {
                 to: StoredTarget::World,
                 text: "one too many".to_owned(),
                 sent_at_ms: 2,
+                client_msg_id: None,
             }])
             .unwrap_err();
         assert!(matches!(err, StorageError::InvalidData(_)), "{err:?}");

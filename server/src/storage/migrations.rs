@@ -74,15 +74,41 @@ CREATE INDEX messages_undelivered ON messages (to_user, id)
     WHERE to_user IS NOT NULL AND delivered_at_ms IS NULL;
 ";
 
+/// Version 2: the sender's name for each message, its `client_msg_id`.
+///
+/// The server de-duplicates resent messages by this id (see [`crate::hub::dedup`]). Kept only in memory, that
+/// protection ended with the process: a message committed just before a crash, whose `Accepted` never left, was
+/// stored a second time when the client resent it to the restarted server. An idempotency key protects a write
+/// only if it is as durable as the write, so it now lives in the same row, committed in the same transaction.
+///
+/// - Nullable, with no default: rows written before this step have no id and stay `NULL`, which is the truth
+///   (the id was never recorded), and `ADD COLUMN` of a nullable column without a default only changes the
+///   schema, not the existing rows, so the step is instant even on a large history.
+/// - No index. The only reader is the startup scan of the last minutes of messages, which walks the primary key
+///   backwards (ids grow in commit order, see `SqliteStorage::newest_before`); an index would cost every write
+///   one more B-tree insert to speed up a query that runs once per start.
+/// - A client names messages with any 64-bit unsigned number; SQLite integers are signed, so the bit pattern is
+///   stored unchanged (ids above `i64::MAX` read as negative numbers in the `sqlite3` shell).
+const V2_CLIENT_MSG_ID: &str = "
+ALTER TABLE messages ADD COLUMN client_msg_id INTEGER;
+";
+
 /// The steps of the chatlab schema, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "users and messages with delivery state and history indexes",
-    sql: V1_USERS_AND_MESSAGES,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "users and messages with delivery state and history indexes",
+        sql: V1_USERS_AND_MESSAGES,
+    },
+    Migration {
+        version: 2,
+        description: "client_msg_id stored with each message, so de-duplication survives a restart",
+        sql: V2_CLIENT_MSG_ID,
+    },
+];
 
 /// The schema version this build creates and understands: the number of the last migration step.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Brings the database to the last version of `steps`, one transaction per step.
 ///
@@ -145,6 +171,48 @@ mod tests {
         assert!(table_exists(&conn, "messages"));
         assert_eq!(apply(&mut conn, MIGRATIONS).unwrap(), 0);
         assert_eq!(read_version(&conn).unwrap(), SCHEMA_VERSION);
+    }
+
+    /// A file from before version 2 (the chatlab of last term) keeps its messages; they get no `client_msg_id`,
+    /// and new rows can carry one.
+    #[test]
+    fn client_msg_id_column_is_added_to_a_version_1_file_and_old_rows_stay_null() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let version_1 = MIGRATIONS.get(..1).unwrap();
+        assert_eq!(apply(&mut conn, version_1).unwrap(), 1);
+        conn.execute_batch(
+            "INSERT INTO users (id, name, password_phc, created_at_ms) VALUES (1, 'ann', 'p', 1); \
+             INSERT INTO messages (kind, from_user, text, sent_at_ms) VALUES ('world', 1, 'old', 2);",
+        )
+        .unwrap();
+        assert_eq!(apply(&mut conn, MIGRATIONS).unwrap(), 1);
+        assert_eq!(read_version(&conn).unwrap(), 2);
+        let old: Option<i64> =
+            conn.query_row("SELECT client_msg_id FROM messages WHERE text = 'old'", [], |r| r.get(0)).unwrap();
+        assert_eq!(old, None);
+        conn.execute(
+            "INSERT INTO messages (kind, from_user, text, sent_at_ms, client_msg_id) VALUES ('world', 1, 'new', 3, ?1)",
+            [-7_i64],
+        )
+        .unwrap();
+        let new: Option<i64> =
+            conn.query_row("SELECT client_msg_id FROM messages WHERE text = 'new'", [], |r| r.get(0)).unwrap();
+        assert_eq!(new, Some(-7));
+    }
+
+    /// The column is typed: a STRICT table refuses text where the id goes, as it does for every other column.
+    #[test]
+    fn client_msg_id_column_is_strictly_an_integer() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn, MIGRATIONS).unwrap();
+        conn.execute_batch("INSERT INTO users (id, name, password_phc, created_at_ms) VALUES (1, 'ann', 'p', 1);")
+            .unwrap();
+        let refused = conn.execute(
+            "INSERT INTO messages (kind, from_user, text, sent_at_ms, client_msg_id) \
+             VALUES ('world', 1, 'x', 1, 'not a number')",
+            [],
+        );
+        assert!(refused.is_err());
     }
 
     #[test]

@@ -28,6 +28,17 @@
 //! use to turn a disk that can do a few hundred syncs per second into one that stores hundreds of thousands of
 //! records per second. Latency stays at about one `fsync` per message, throughput scales with the batch size.
 //!
+//! ## The client's name for a message, stored with it
+//!
+//! A client names every chat message with a `client_msg_id` and sends it again, under the same name, when it never
+//! saw the server's answer; the server recognises the name and answers with the stored id instead of storing the
+//! message twice (see the hub's `dedup` module). Such an *idempotency key* protects a write only if it is at least
+//! as durable as the write: had the server kept it only in memory, a crash after the commit and before the answer
+//! would forget the key but not the message, and the resend to the restarted server would be stored again. So the
+//! key is a column of the message row ([`NewMessage::client_msg_id`]), written by the same `INSERT` in the same
+//! transaction: after a crash either both exist or neither does. At startup [`Storage::newest_before`] reads the
+//! last minutes of messages back, and the server rebuilds its memory of keys from them before it lets anyone in.
+//!
 //! ## Private messages to offline users, and delivery receipts
 //!
 //! A private message is stored like any other, with a `delivered_at_ms` field that is empty until the recipient's
@@ -121,6 +132,9 @@ pub struct NewMessage {
     pub text: String,
     /// When the server received it, milliseconds since the Unix epoch, UTC.
     pub sent_at_ms: i64,
+    /// The sender's name for the message, its idempotency key (see the module documentation); `None` for a
+    /// message that has none (written by a tool, or stored before the schema recorded it).
+    pub client_msg_id: Option<u64>,
 }
 
 /// A message as stored, with its id and the names of the people involved.
@@ -139,6 +153,9 @@ pub struct StoredMessage {
     /// For a private message: when the recipient's client confirmed it, or `None` while it is waiting.
     /// Always `None` for world messages (they are broadcast, not individually delivered).
     pub delivered_at_ms: Option<i64>,
+    /// The sender's name for the message, as given in [`NewMessage::client_msg_id`]; `None` for rows stored
+    /// before the schema recorded it.
+    pub client_msg_id: Option<u64>,
 }
 
 impl StoredMessage {
@@ -256,6 +273,13 @@ pub trait Storage: Send + Sync {
         message_ids: &[MessageId],
         now_ms: i64,
     ) -> Result<Vec<DeliveryReceipt>, StorageError>;
+
+    /// Every message with an id below `before_id` (all, if `None`), **newest first**, at most `limit`: the newest
+    /// messages of the whole server, whoever sent them. The server reads them once at startup to rebuild its
+    /// memory of recent `client_msg_id`s, walking back page by page (the next `before_id` is the last id returned)
+    /// until the messages are older than it needs. Ids grow in commit order, so this is a backward walk of the
+    /// primary key that reads only the rows it returns.
+    fn newest_before(&self, before_id: Option<MessageId>, limit: usize) -> Result<Vec<StoredMessage>, StorageError>;
 
     /// The largest message id stored, or 0 when there is none.
     fn latest_message_id(&self) -> Result<MessageId, StorageError>;

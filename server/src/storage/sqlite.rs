@@ -71,7 +71,8 @@ const DATABASE_FILE_MODE: u32 = 0o600;
 /// Columns and joins shared by every message query; `m` is the message, `f` its sender, `t` its recipient.
 macro_rules! select_messages {
     () => {
-        "SELECT m.id, m.from_user, f.name, m.to_user, t.name, m.text, m.sent_at_ms, m.delivered_at_ms \
+        "SELECT m.id, m.from_user, f.name, m.to_user, t.name, m.text, m.sent_at_ms, m.delivered_at_ms, \
+         m.client_msg_id \
          FROM messages AS m JOIN users AS f ON f.id = m.from_user LEFT JOIN users AS t ON t.id = m.to_user "
     };
 }
@@ -80,8 +81,10 @@ const INSERT_USER: &str = "INSERT INTO users (name, password_phc, created_at_ms)
 
 const FIND_USER: &str = "SELECT id, name, password_phc, created_at_ms FROM users WHERE name = ?1";
 
-const INSERT_MESSAGE: &str =
-    "INSERT INTO messages (kind, from_user, to_user, text, sent_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)";
+/// The `client_msg_id` is written by the same statement, in the same transaction, as the message it names: after
+/// a crash both exist or neither does (see [`crate::storage`]).
+const INSERT_MESSAGE: &str = "INSERT INTO messages (kind, from_user, to_user, text, sent_at_ms, client_msg_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 const MESSAGE_BY_ID: &str = concat!(select_messages!(), "WHERE m.id = ?1");
 
@@ -125,6 +128,9 @@ const UNDELIVERED_TO: &str = concat!(
 /// really addressed to this recipient, which makes every receipt happen once.
 const MARK_DELIVERED: &str = "UPDATE messages SET delivered_at_ms = ?3 \
      WHERE id = ?1 AND to_user = ?2 AND delivered_at_ms IS NULL RETURNING from_user";
+
+/// ?1 = largest id wanted, ?2 = limit; newest first, over the whole server. A backward walk of the primary key.
+const NEWEST_BEFORE: &str = concat!(select_messages!(), "WHERE m.id <= ?1 ORDER BY m.id DESC LIMIT ?2");
 
 const LATEST_MESSAGE_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM messages";
 
@@ -183,6 +189,12 @@ impl SqliteStorage {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Runs raw SQL on the connection, so tests of other modules can damage the database on purpose.
+    #[cfg(test)]
+    pub(crate) fn execute_batch_for_test(&self, sql: &str) {
+        self.lock().execute_batch(sql).unwrap();
+    }
 }
 
 /// Creates an empty database file with owner-only permissions if none exists (an empty file is a valid, empty
@@ -232,6 +244,7 @@ struct RawMessage {
     text: String,
     sent_at_ms: i64,
     delivered_at_ms: Option<i64>,
+    client_msg_id: Option<i64>,
 }
 
 impl RawMessage {
@@ -245,6 +258,7 @@ impl RawMessage {
             text: row.get(5)?,
             sent_at_ms: row.get(6)?,
             delivered_at_ms: row.get(7)?,
+            client_msg_id: row.get(8)?,
         })
     }
 
@@ -266,6 +280,7 @@ impl RawMessage {
             text: self.text,
             sent_at_ms: self.sent_at_ms,
             delivered_at_ms: self.delivered_at_ms,
+            client_msg_id: self.client_msg_id.map(client_msg_id_from_sql),
         })
     }
 }
@@ -276,6 +291,18 @@ fn stored_message_id(raw: i64) -> Result<MessageId, StorageError> {
         .ok()
         .filter(|&id| id >= 1)
         .ok_or_else(|| StorageError::InvalidData(format!("invalid message id {raw}")))
+}
+
+/// A `client_msg_id` as SQLite stores it. The client may use any 64-bit unsigned number and SQLite integers are
+/// signed 64-bit, so the bits are kept as they are (a reinterpretation, not a conversion that could fail or
+/// clamp): every id round-trips exactly, and ids above `i64::MAX` simply read as negative in the `sqlite3` shell.
+fn client_msg_id_to_sql(id: u64) -> i64 {
+    i64::from_be_bytes(id.to_be_bytes())
+}
+
+/// The inverse of [`client_msg_id_to_sql`].
+fn client_msg_id_from_sql(raw: i64) -> u64 {
+    u64::from_be_bytes(raw.to_be_bytes())
 }
 
 /// `id > after` as an SQL bound; `None` when `after` is beyond every id SQLite can store, so nothing follows.
@@ -340,7 +367,8 @@ impl Storage for SqliteStorage {
                     StoredTarget::World => ("world", None),
                     StoredTarget::User(id) => ("private", Some(id)),
                 };
-                insert.execute((kind, message.from, to_user, &message.text, message.sent_at_ms))?;
+                let client_msg_id = message.client_msg_id.map(client_msg_id_to_sql);
+                insert.execute((kind, message.from, to_user, &message.text, message.sent_at_ms, client_msg_id))?;
                 let id = tx.last_insert_rowid();
                 let raw = by_id.query_row([id], RawMessage::from_row)?;
                 stored.push(raw.into_stored()?);
@@ -429,6 +457,15 @@ impl Storage for SqliteStorage {
         Ok(receipts)
     }
 
+    fn newest_before(&self, before_id: Option<MessageId>, limit: usize) -> Result<Vec<StoredMessage>, StorageError> {
+        let Some(at_most) = at_most_bound(before_id).filter(|_| limit > 0) else {
+            return Ok(Vec::new());
+        };
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(NEWEST_BEFORE)?;
+        collect_messages(&mut stmt, (at_most, sql_limit(limit)))
+    }
+
     fn latest_message_id(&self) -> Result<MessageId, StorageError> {
         let conn = self.lock();
         let raw: i64 = conn.prepare_cached(LATEST_MESSAGE_ID)?.query_row([], |row| row.get(0))?;
@@ -451,7 +488,7 @@ mod tests {
     }
 
     fn world(from: UserId, text: &str, at: i64) -> NewMessage {
-        NewMessage { from, to: StoredTarget::World, text: text.to_owned(), sent_at_ms: at }
+        NewMessage { from, to: StoredTarget::World, text: text.to_owned(), sent_at_ms: at, client_msg_id: None }
     }
 
     #[test]
@@ -511,6 +548,7 @@ mod tests {
                         to: StoredTarget::User(bob.id),
                         text: "psst, bob".to_owned(),
                         sent_at_ms: 11,
+                        client_msg_id: Some(u64::MAX),
                     },
                 ])
                 .unwrap();
@@ -648,6 +686,22 @@ mod tests {
         assert_eq!(stored_message_id(3).unwrap(), 3);
     }
 
+    proptest::proptest! {
+        /// Every `client_msg_id` a client can choose survives the trip through SQLite's signed integers.
+        #[test]
+        fn client_msg_id_sql_encoding_round_trips(id in proptest::prelude::any::<u64>()) {
+            proptest::prop_assert_eq!(client_msg_id_from_sql(client_msg_id_to_sql(id)), id);
+        }
+    }
+
+    #[test]
+    fn client_msg_id_sql_encoding_keeps_the_bits() {
+        assert_eq!(client_msg_id_to_sql(7), 7);
+        assert_eq!(client_msg_id_to_sql(u64::MAX), -1);
+        assert_eq!(client_msg_id_to_sql(1 << 63), i64::MIN);
+        assert_eq!(client_msg_id_from_sql(-1), u64::MAX);
+    }
+
     /// The plan SQLite chose for `sql` with these parameters, one line per step.
     fn plan(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
@@ -681,6 +735,8 @@ mod tests {
         assert!(undelivered.iter().any(|s| s.contains("messages_undelivered")), "{undelivered:#?}");
         assert_index_only("mark_delivered", &plan(&conn, MARK_DELIVERED, (1, 2, 3)));
         assert_index_only("message_by_id", &plan(&conn, MESSAGE_BY_ID, [1]));
+        // The startup scan for de-duplication walks the primary key backwards: no index of its own, no sort.
+        assert_index_only("newest_before", &plan(&conn, NEWEST_BEFORE, (100, 100)));
         assert_index_only("find_user", &plan(&conn, FIND_USER, ["alice"]));
     }
 

@@ -10,7 +10,7 @@ use chatlab_proto::control::{ClientMessage, ErrorCode, ServerMessage};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::support::{Client, PASSWORD, PATIENCE};
+use crate::support::{Client, PASSWORD, PATIENCE, to_user};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_chatlab-server");
 
@@ -91,6 +91,49 @@ async fn sigkill_loses_no_acknowledged_message() {
         assert_eq!(stored.get(id), texts.get(client_msg_id), "acknowledged message {id} lost or changed");
     }
     assert!(accepted.len() >= 100);
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+/// The regression: the server de-duplicated resends only in memory, so a message committed just before a crash,
+/// whose `ChatAccepted` the sender never read, was stored a second time when the sender's outbox resent it to the
+/// restarted server. Now the `client_msg_id` is stored with the message and read back at startup: the resend is
+/// answered with the original id and stored once; the same id with another text is a new message.
+#[tokio::test]
+async fn duplicate_storage_after_crash_resend_to_restarted_server_gets_the_original_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = spawn(dir.path()).await;
+    let mut ann = Client::user(addr, "ann").await;
+    let mut bob = Client::user(addr, "bob").await;
+    let (world_cid, private_cid) = (0xC0FFEE, 0xC0FFEF);
+    let (world_text, private_text) = ("committed, then the server died", "for bob, just before the crash");
+    ann.send(&ClientMessage::Chat { client_msg_id: world_cid, to: Target::World, text: world_text.into() }).await;
+    ann.send(&ClientMessage::Chat { client_msg_id: private_cid, to: to_user("bob"), text: private_text.into() }).await;
+    // bob's pushes prove both are committed (nothing is fanned out before its commit); ann reads no answer.
+    let world_id = bob.pushed().await.id;
+    let private_id = bob.pushed().await.id;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    drop(ann);
+
+    let (mut child, addr) = spawn(dir.path()).await;
+    let mut ann = Client::connect(addr).await;
+    ann.login("ann", PASSWORD).await.unwrap();
+    // What the client's outbox does after the reconnect: the same ids, the same texts.
+    ann.send(&ClientMessage::Chat { client_msg_id: world_cid, to: Target::World, text: world_text.into() }).await;
+    assert_eq!(ann.chat_outcome(world_cid).await, Ok(world_id), "the resend gets the original id");
+    ann.send(&ClientMessage::Chat { client_msg_id: private_cid, to: to_user("bob"), text: private_text.into() }).await;
+    assert_eq!(ann.chat_outcome(private_cid).await, Ok(private_id), "a private resend too");
+    // A client that reuses an id for another message is not silenced.
+    let other = "same id, another message";
+    ann.send(&ClientMessage::Chat { client_msg_id: world_cid, to: Target::World, text: other.into() }).await;
+    let other_id = ann.chat_outcome(world_cid).await.unwrap();
+    assert!(other_id > private_id, "stored as a new message");
+
+    let (history, _) = ann.sync_all(0, 100).await;
+    let count = |text: &str| history.iter().filter(|m| m.text == text).count();
+    assert_eq!((count(world_text), count(private_text), count(other)), (1, 1, 1), "{history:#?}");
+    assert_eq!(history.iter().map(|m| m.id).collect::<Vec<_>>(), vec![world_id, private_id, other_id]);
     child.start_kill().unwrap();
     child.wait().await.unwrap();
 }
