@@ -53,6 +53,7 @@ async fn a_history_of_tens_of_thousands_of_messages_and_megabytes_syncs_at_login
                     format!("message {i} {}", "x".repeat(100))
                 },
                 sent_at_ms: 1_700_000_000_000 + i as i64,
+                client_msg_id: None,
             })
             .collect();
         for chunk in batch.chunks(5_000) {
