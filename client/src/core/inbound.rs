@@ -15,7 +15,7 @@ use chatlab_proto::limits::MAX_TEXT_BYTES;
 use super::pending::{AccountOp, Request, SyncOrigin};
 use super::{Actor, Link};
 use crate::channel::{self, Inbound};
-use crate::error::{ClientError, ErrorCategory};
+use crate::error::ClientError;
 use crate::event::{Accepted, ClientEvent, HistoryPage, MessageSource, SessionInfo};
 use crate::udp::UdpReport;
 
@@ -220,11 +220,15 @@ impl Actor {
 
     /// The automatic login after a reconnect was refused. Passing trouble (too many attempts, a server starting or
     /// stopping) is retried with back-off; a refusal of the credentials themselves is final and said once.
+    ///
+    /// "Final" is exactly [`ClientError::ends_the_session`], the rule the faces use to leave the chat: a refusal the
+    /// core gave up on but a face took for a passing notice would leave a window chatting over a connection that is
+    /// no longer logged in. Anything not known to be final (a code from a newer server, say) is retried.
     async fn relogin_failed(&mut self, err: ClientError) {
         let passing = matches!(
             err.server_code(),
             Some(ErrorCode::LoginRateLimited | ErrorCode::Internal | ErrorCode::ServerShuttingDown)
-        ) || err.category() == ErrorCategory::Connection;
+        ) || !err.ends_the_session();
         if passing {
             self.lose_link(format!("logging in again failed: {err}")).await;
         } else {

@@ -21,8 +21,9 @@
 //!   while it runs the messages are *held* like any other, and go out on whichever transport the probe settles on.
 //! - **Bounded.** At most [`ClientConfig::outbox_capacity`] messages wait (beyond, `send` fails at once with
 //!   [`ClientError::OutboxFull`]), and none waits longer than [`ClientConfig::outbox_max_wait`] (then it fails with
-//!   a sentence saying the connection did not come back). The wait counts from the moment the message entered the
-//!   outbox and is never extended by a second break, so it stays inside the server's memory of ids.
+//!   a sentence saying the connection did not come back). The wait counts from the moment the caller asked to send
+//!   and is never extended by a second break, so it stays inside the server's memory of ids, and the core always
+//!   answers before [`ClientHandle::send`] stops waiting.
 //! - **Ends with the session.** A reconnection that can never succeed (the server's key changed, another protocol
 //!   version), a refused automatic login, `reconnect = false` and a shut-down client fail the waiting messages with
 //!   the reason. Other requests (history, the user list, a sync) are not kept: they fail at once as before, since
@@ -87,7 +88,9 @@ impl Actor {
         let now = Instant::now();
         let wait = self.config.outbox_max_wait;
         for send in self.pending.sends.values_mut() {
-            let since = *send.outbox_since.get_or_insert(now);
+            // From the moment the caller asked, not from the break: the handle waits at most the longest wait plus
+            // one request timeout after asking, and the core must give up (and answer) before the handle does.
+            let since = *send.outbox_since.get_or_insert(send.started.min(now));
             send.state = SendState::Queued;
             send.deadline = since + wait;
         }
@@ -101,7 +104,7 @@ impl Actor {
             return false;
         }
         let Some(send) = self.pending.sends.get_mut(&client_msg_id) else { return false };
-        let since = *send.outbox_since.get_or_insert_with(Instant::now);
+        let since = *send.outbox_since.get_or_insert(send.started);
         send.state = SendState::Queued;
         send.deadline = since + self.config.outbox_max_wait;
         // The refusal says this copy was not stored; if it is given up later, "not sent" is the truth.

@@ -33,10 +33,18 @@ impl Actor {
             },
             Command::Users { reply } => self.users(reply).await,
             Command::SetTransport { transport, reply } => {
-                self.preference = transport;
-                let result = match self.session.is_some() {
-                    true => self.switch_transport(transport).await,
-                    false => Ok(()),
+                let result = if self.session.is_some() {
+                    self.preference = transport;
+                    self.switch_transport(transport).await
+                } else if self.credentials.is_some() {
+                    // A session is being restored. Refused rather than remembered: nothing would report the
+                    // switch once the session is back, and a face would keep showing a switch that never
+                    // finished. The user asks again once connected.
+                    Err(self.session_check().err().unwrap_or_else(|| self.disconnected_error()))
+                } else {
+                    // Before any login: the preference for the session to come.
+                    self.preference = transport;
+                    Ok(())
                 };
                 let _ = reply.send(result);
             }
@@ -160,7 +168,14 @@ impl Actor {
     }
 
     /// Sends pending chat message `client_msg_id` on `transport` (UDP falls to TCP when no UDP task runs).
+    ///
+    /// Does nothing once the session or the connection is gone: callers send batches (the outbox, held messages),
+    /// and a failed write of one message of a batch loses the connection and moves every message back to the
+    /// outbox. Marking the rest "sent" into a dead connection would strand them where no resend looks.
     pub(super) async fn dispatch(&mut self, client_msg_id: u64, transport: Transport) {
+        if self.session.is_none() || !matches!(self.link, Link::Up(_)) {
+            return;
+        }
         let Some(send) = self.pending.sends.get_mut(&client_msg_id) else { return };
         let udp = self.session.as_ref().and_then(|session| session.udp.as_ref());
         let transport = match (transport, udp) {

@@ -338,7 +338,10 @@ impl ChatApp {
                 chat.notices.push(Notice::Reconnected);
             }
             BackendEvent::ImpairmentFailed(problem) | BackendEvent::Notice(problem) => {
-                chat.notices.push(Notice::Problem(problem));
+                // The same trouble repeated (on every reconnect, say) is one notice, not a growing pile.
+                let notice = Notice::Problem(problem);
+                chat.notices.retain(|n| *n != notice);
+                chat.notices.push(notice);
             }
             BackendEvent::TransportSwitchFailed { wanted, problem } => self.stats.switch_failed(wanted, problem),
             // Handled in `handle_event`.

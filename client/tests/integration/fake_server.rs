@@ -78,6 +78,8 @@ struct State {
     ignore_logins: bool,
     /// Answer `Hello` with a version mismatch.
     refuse_version: bool,
+    /// Refuse every `Login` with this code.
+    login_refusal: Option<ErrorCode>,
     /// The ids named by every `Received`, in arrival order.
     received: Vec<u64>,
 }
@@ -194,6 +196,11 @@ impl FakeServer {
     /// connection, as a server going down for a restart does.
     pub fn shut_down_at_next_chat(&self) {
         lock(&self.state).shut_down_at_next_chat = true;
+    }
+
+    /// While `Some`, every login is refused with that code (`None`: logins are checked again).
+    pub fn set_login_refusal(&self, code: Option<ErrorCode>) {
+        lock(&self.state).login_refusal = code;
     }
 
     /// While true, logins get no answer at all.
@@ -412,6 +419,10 @@ fn handle(state: &Arc<Mutex<State>>, conn: &mut Conn, message: ClientMessage, or
             vec![error(None, ErrorCode::VersionMismatch, "this server speaks version 2 now")]
         }
         (ClientMessage::Login { .. }, None) if state.ignore_logins => Vec::new(),
+        (ClientMessage::Login { .. }, None) if state.login_refusal.is_some() => {
+            let code = state.login_refusal.unwrap_or(ErrorCode::Internal);
+            vec![error(None, code, "refused by the test")]
+        }
         (ClientMessage::Hello { version, .. }, _) if version == PROTOCOL_VERSION => {
             vec![ServerMessage::Welcome { version, server: "fake-server".into() }]
         }

@@ -253,3 +253,54 @@ async fn without_reconnecting_a_message_in_flight_fails_with_the_connection() {
     let err = handle.send(Target::World, "and after").await.expect_err("not reconnecting");
     assert!(matches!(err, ClientError::Disconnected { .. }), "{err:?}");
 }
+
+/// Regression: an automatic login refused with a code the client does not know to be final (here one a newer
+/// server might send) dropped the credentials while the window, which only leaves the chat for final refusals,
+/// kept showing a chat that was no longer logged in. It is retried now, and the outbox goes out once it succeeds.
+#[tokio::test]
+async fn a_refused_automatic_login_with_a_code_not_known_to_be_final_is_tried_again() {
+    let server = FakeServer::start(Options::default()).await;
+    server.add_user("ann", "pw");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (handle, mut events) = logged_in(config(&server, &dir), "ann").await;
+    server.set_login_refusal(Some(chatlab_proto::control::ErrorCode::Unknown(999)));
+    server.drop_connections();
+    wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    let sending = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.send(Target::World, "after an odd refusal").await }
+    });
+    let event = wait_for(&mut events, "the refusal, retried", |e| {
+        matches!(e, ClientEvent::Disconnected { reason } if reason.contains("logging in again failed"))
+            || matches!(e, ClientEvent::Error(_))
+    })
+    .await;
+    assert!(matches!(event, ClientEvent::Disconnected { .. }), "retried, not given up: {event:?}");
+    server.set_login_refusal(None);
+    wait_for(&mut events, "reconnected", |e| *e == ClientEvent::Reconnected).await;
+    sending.await.expect("task").expect("accepted once the login went through");
+    assert_eq!(server.stored_with_text("after an odd refusal").len(), 1);
+}
+
+/// Regression: a transport switch asked for while the session was being restored was remembered and answered
+/// "done", but nothing reported the switch once the session was back, so the window's switch spun for ever and
+/// showed the wrong transport. It is refused now with the reason, and the session comes back on the transport it had.
+#[tokio::test]
+async fn a_transport_switch_while_the_session_is_restored_is_refused_not_left_pending() {
+    let server = FakeServer::start(Options::default()).await;
+    server.add_user("ann", "pw");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config(&server, &dir);
+    config.transport = Transport::Tcp;
+    config.request_timeout = Duration::from_millis(500);
+    let (handle, mut events) = logged_in(config, "ann").await;
+    server.set_ignoring_logins(true);
+    server.drop_connections();
+    wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    let refused = handle.set_transport(Transport::Udp).await;
+    assert!(matches!(refused, Err(ClientError::Disconnected { .. })), "{refused:?}");
+    server.set_ignoring_logins(false);
+    wait_for(&mut events, "reconnected", |e| *e == ClientEvent::Reconnected).await;
+    handle.send(Target::World, "still over TCP").await.expect("accepted");
+    assert_eq!(server.chats_over(Transport::Udp), 0, "the refused switch changed nothing");
+}
