@@ -122,6 +122,19 @@ impl Actor {
     }
 
     async fn logout(&mut self, reply: Reply<()>) {
+        // Between two connection attempts there is no server to tell, and nothing to wait for: logging out means
+        // not logging in again. The connection still comes back (logged out, as after any logout), and the
+        // messages waiting to be sent are not sent. (While the automatic login itself is in flight the server
+        // may be granting it this instant, so that case is refused below and the caller asks again.)
+        if self.session.is_none()
+            && self.credentials.is_some()
+            && matches!(self.link, Link::Waiting { .. } | Link::Connecting { .. })
+        {
+            self.credentials = None;
+            self.fail_outbox(&ClientError::NotLoggedIn);
+            let _ = reply.send(Ok(()));
+            return;
+        }
         if let Err(err) = self.session_check().and_then(|()| self.account_check()) {
             let _ = reply.send(Err(err));
             return;

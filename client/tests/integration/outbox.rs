@@ -304,3 +304,28 @@ async fn a_transport_switch_while_the_session_is_restored_is_refused_not_left_pe
     handle.send(Target::World, "still over TCP").await.expect("accepted");
     assert_eq!(server.chats_over(Transport::Udp), 0, "the refused switch changed nothing");
 }
+
+/// Regression: logging out while the client was between two connection attempts failed with `Disconnected` but
+/// kept the credentials and the outbox, so the client logged in again by itself and sent what was queued.
+#[tokio::test]
+async fn logging_out_while_reconnecting_stops_the_automatic_login_and_the_outbox() {
+    let server = FakeServer::start(Options::default()).await;
+    server.add_user("ann", "pw");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (handle, mut events) = logged_in(config(&server, &dir), "ann").await;
+    server.set_refusing(true);
+    server.drop_connections();
+    wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    let sending = tokio::spawn({
+        let handle = handle.clone();
+        async move { handle.send(Target::World, "never mind").await }
+    });
+    barrier(&handle).await;
+    handle.logout().await.expect("logging out needs no server");
+    assert_eq!(sending.await.expect("task"), Err(ClientError::NotLoggedIn));
+    let logins = server.logins();
+    server.set_refusing(false);
+    wait_for(&mut events, "reconnected", |e| *e == ClientEvent::Reconnected).await;
+    assert_eq!(server.logins(), logins, "no automatic login after the logout");
+    assert!(server.stored_with_text("never mind").is_empty());
+}
