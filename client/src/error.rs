@@ -187,6 +187,27 @@ pub enum ClientError {
         queued: usize,
     },
 
+    /// A chat message waited in the outbox for the longest wait
+    /// ([`ClientConfig::outbox_max_wait`](crate::ClientConfig::outbox_max_wait)) and the connection did not come
+    /// back: it is given up. `maybe_stored` is true for a message that went out before the connection broke and was
+    /// never acknowledged: the server may have stored it, and nobody can tell without the server.
+    #[error(
+        "the connection did not come back within {}; {}",
+        human_duration(*waited),
+        if *maybe_stored {
+            "the message went out before the connection broke but was never acknowledged, so the server may or may \
+             not have stored it"
+        } else {
+            "the message was not sent"
+        }
+    )]
+    OutboxExpired {
+        /// How long it waited.
+        waited: Duration,
+        /// Whether a copy reached the wire before the break.
+        maybe_stored: bool,
+    },
+
     /// No answer arrived in time.
     #[error("no answer from the server within {} ({what})", human_duration(*after))]
     Timeout {
@@ -197,7 +218,8 @@ pub enum ClientError {
     },
 
     /// The connection to the server is down (it may be reconnecting). A chat message sent while a logged-in session
-    /// reconnects waits in the outbox instead; one that waited too long fails with this variant, saying so.
+    /// reconnects waits in the outbox instead; one that waited too long fails with
+    /// [`OutboxExpired`](ClientError::OutboxExpired).
     #[error("not connected to the server: {reason}")]
     Disconnected {
         /// Why the connection is down.
@@ -308,6 +330,7 @@ impl ClientError {
             | ClientError::VersionMismatch { .. }
             | ClientError::Timeout { .. }
             | ClientError::Disconnected { .. }
+            | ClientError::OutboxExpired { .. }
             | ClientError::Closed => ErrorCategory::Connection,
             ClientError::KnownServers(_) | ClientError::Protocol(_) => ErrorCategory::Other,
         }

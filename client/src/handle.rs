@@ -112,7 +112,7 @@ impl ClientHandle {
     /// While the connection is down and a logged-in session is being restored, the message waits in the outbox
     /// and goes out after the automatic login, so this call may take as long as
     /// [`ClientConfig::outbox_max_wait`] plus the request timeout. It then resolves with the acceptance as usual, or
-    /// fails with [`ClientError::OutboxFull`] (at once), [`ClientError::Disconnected`] saying the connection did not
+    /// fails with [`ClientError::OutboxFull`] (at once), [`ClientError::OutboxExpired`] when the connection did not
     /// come back in time, or the error that made reconnecting impossible.
     pub async fn send(&self, to: Target, text: &str) -> Result<Accepted, ClientError> {
         let text = text.to_string();

@@ -40,7 +40,7 @@ use chatlab_proto::chat::Target;
 
 use super::pending::{AccountOp, PendingSend, SendState};
 use super::{Actor, Link, Reply};
-use crate::error::{ClientError, human_duration};
+use crate::error::ClientError;
 use crate::event::Accepted;
 
 impl Actor {
@@ -150,18 +150,10 @@ impl Actor {
     }
 }
 
-/// The sentence for a message given up after waiting `wait` in the outbox. One that had gone out before the
-/// connection broke may have been stored, and the sentence must not claim otherwise.
+/// The error of a message given up after waiting `wait` in the outbox. One that had gone out before the connection
+/// broke may have been stored, and the error must not claim otherwise.
 fn expired_error(wait: std::time::Duration, sent: bool) -> ClientError {
-    let waited = human_duration(wait);
-    let reason = match sent {
-        false => format!("the connection did not come back within {waited}; the message was not sent"),
-        true => format!(
-            "the connection did not come back within {waited}; the message went out before the connection broke \
-             but was never acknowledged, so the server may or may not have stored it"
-        ),
-    };
-    ClientError::Disconnected { reason }
+    ClientError::OutboxExpired { waited: wait, maybe_stored: sent }
 }
 
 #[cfg(test)]
@@ -172,10 +164,7 @@ mod tests {
     #[test]
     fn a_message_given_up_says_the_connection_did_not_come_back() {
         let err = expired_error(Duration::from_secs(300), false);
-        assert_eq!(
-            err.to_string(),
-            "not connected to the server: the connection did not come back within 300 s; the message was not sent"
-        );
+        assert_eq!(err.to_string(), "the connection did not come back within 300 s; the message was not sent");
         let err = expired_error(Duration::from_millis(1500), true);
         let text = err.to_string();
         assert!(text.contains("within 1500 ms") && text.contains("may or may not have stored it"), "{text}");

@@ -591,6 +591,13 @@ fn problem_en(problem: &Problem) -> String {
             "{queued} messages already wait for the connection to come back, the most kept; this one was not sent. \
              Send it again after the reconnect."
         ),
+        Problem::OutboxExpired { waited_secs, maybe_stored: false } => {
+            format!("The connection did not come back within {waited_secs} s; this message was not sent.")
+        }
+        Problem::OutboxExpired { waited_secs, maybe_stored: true } => format!(
+            "The connection did not come back within {waited_secs} s. This message went out just before the \
+             connection broke and was never acknowledged: the server may or may not have stored it."
+        ),
         Problem::Other(sentence) => sentence.clone(),
     }
 }
@@ -624,6 +631,12 @@ fn problem_zh(problem: &Problem) -> String {
         Problem::OutboxFull { queued } => {
             format!("已有 {queued} 条消息在等待连接恢复，已达上限；这条消息没有发送。请在重新连接后再发送。")
         }
+        Problem::OutboxExpired { waited_secs, maybe_stored: false } => {
+            format!("连接在 {waited_secs} 秒内没有恢复，这条消息没有发送。")
+        }
+        Problem::OutboxExpired { waited_secs, maybe_stored: true } => format!(
+            "连接在 {waited_secs} 秒内没有恢复。这条消息在断线前已经发出，但一直没有收到确认：服务器可能已经保存，也可能没有。"
+        ),
         Problem::Other(sentence) => sentence.clone(),
     }
 }
@@ -697,6 +710,17 @@ mod tests {
         let full = Problem::OutboxFull { queued: 50 };
         assert!((EN.problem)(&full).starts_with("50 messages already wait for the connection"));
         assert!((ZH.problem)(&full).contains("50 条消息在等待连接恢复"));
+    }
+
+    #[test]
+    fn a_message_given_up_after_the_longest_wait_is_explained_in_both_languages() {
+        let unsent = Problem::OutboxExpired { waited_secs: 300, maybe_stored: false };
+        assert!((EN.problem)(&unsent).contains("within 300 s; this message was not sent"));
+        assert!((ZH.problem)(&unsent).contains("300 秒内没有恢复，这条消息没有发送"));
+        let unsure = Problem::OutboxExpired { waited_secs: 300, maybe_stored: true };
+        assert!((EN.problem)(&unsure).contains("may or may not have stored it"));
+        assert!((ZH.problem)(&unsure).contains("可能已经保存"));
+        assert!(!(ZH.problem)(&unsure).contains("没有发送"), "a message that went out may have been stored");
     }
 
     #[test]

@@ -168,6 +168,14 @@ pub enum Problem {
         /// Messages waiting.
         queued: usize,
     },
+    /// A message waited for the connection as long as the network side keeps one, and the connection did not come
+    /// back. `maybe_stored`: it had gone out before the break, so the server may have stored it.
+    OutboxExpired {
+        /// How long it waited, in seconds.
+        waited_secs: u64,
+        /// Whether the server may have stored it.
+        maybe_stored: bool,
+    },
     /// A failure the variants above do not describe, as a sentence from the network side.
     Other(String),
 }

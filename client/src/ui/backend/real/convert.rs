@@ -44,6 +44,9 @@ pub(super) fn problem(err: &ClientError, server: &str) -> Problem {
         ClientError::NotLoggedIn => refused(ErrorCode::NotLoggedIn, &err.to_string()),
         ClientError::AlreadyLoggedIn => refused(ErrorCode::AlreadyLoggedIn, &err.to_string()),
         ClientError::OutboxFull { queued } => Problem::OutboxFull { queued: *queued },
+        ClientError::OutboxExpired { waited, maybe_stored } => {
+            Problem::OutboxExpired { waited_secs: waited.as_secs(), maybe_stored: *maybe_stored }
+        }
         ClientError::ServerKeyChanged { .. }
         | ClientError::KnownServers(_)
         | ClientError::Handshake { .. }
