@@ -270,7 +270,9 @@ impl Actor {
         }
         self.begin_transport().await;
         if relogin {
-            // Before the sync, so the server answers the resends first and the sync finds them known.
+            // Before the sync is asked for. Over TCP the server then answers the resends first; while a UDP probe
+            // holds them the sync may overtake them, and a message stored before the break comes back in the sync
+            // before its acceptance (a face that merges by id, as the window does, shows it once).
             self.release_outbox().await;
         }
         let transport = self.session.as_ref().map_or(Transport::Tcp, |session| session.transport);
