@@ -3,10 +3,38 @@
 
 use std::time::Duration;
 
-use chatlab_client::{ClientError, ClientEvent, ClientHandle, Target, Transport};
+use chatlab_client::{ClientConfig, ClientError, ClientEvent, ClientHandle, Target, Transport};
+use tempfile::TempDir;
+use tokio::sync::mpsc;
 
 use crate::fake_server::{FakeServer, Options};
 use crate::support::{config, logged_in, wait_for};
+
+/// ann, logged in to a fake server of her own.
+struct Ann {
+    server: FakeServer,
+    handle: ClientHandle,
+    events: mpsc::Receiver<ClientEvent>,
+    /// Holds the known-servers file; removed when the test ends.
+    _dir: TempDir,
+}
+
+/// Starts a fake server with the account ann/pw and logs ann in, with the test configuration changed by `tune`.
+async fn ann(tune: impl FnOnce(&mut ClientConfig)) -> Ann {
+    let server = FakeServer::start(Options::default()).await;
+    server.add_user("ann", "pw");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = config(&server, &dir);
+    tune(&mut config);
+    let (handle, events) = logged_in(config, "ann").await;
+    Ann { server, handle, events, _dir: dir }
+}
+
+/// Breaks every connection of `server` and waits until the client noticed.
+async fn drop_connection(server: &FakeServer, events: &mut mpsc::Receiver<ClientEvent>) {
+    server.drop_connections();
+    wait_for(events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+}
 
 /// Returns once the core has handled every command sent before: commands are handled in order, and a user list
 /// asked for while the session is being restored is refused at once.
@@ -18,13 +46,9 @@ async fn barrier(handle: &ClientHandle) {
 /// marked it failed although the session came back a moment later.
 #[tokio::test]
 async fn a_message_sent_while_disconnected_is_sent_after_the_reconnect_not_failed() {
-    let server = FakeServer::start(Options::default()).await;
-    server.add_user("ann", "pw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (handle, mut events) = logged_in(config(&server, &dir), "ann").await;
+    let Ann { server, handle, mut events, _dir } = ann(|_| {}).await;
     server.set_refusing(true);
-    server.drop_connections();
-    wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    drop_connection(&server, &mut events).await;
 
     let sending = tokio::spawn({
         let handle = handle.clone();
@@ -56,12 +80,10 @@ async fn a_message_sent_while_disconnected_is_sent_after_the_reconnect_not_faile
 /// recognised by the server, so the message is accepted once with its first id and stored once.
 #[tokio::test]
 async fn a_message_in_flight_when_the_connection_dies_is_accepted_exactly_once_after_the_reconnect() {
-    let server = FakeServer::start(Options::default()).await;
-    server.add_user("ann", "pw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = config(&server, &dir);
-    config.transport = Transport::Tcp;
-    let (handle, mut events) = logged_in(config, "ann").await;
+    let Ann { server, handle, mut events, _dir } = ann(|config| {
+        config.transport = Transport::Tcp;
+    })
+    .await;
     server.swallow_next_chat();
 
     let accepted = handle.send(Target::World, "stored, answer lost").await.expect("accepted after the reconnect");
@@ -77,10 +99,7 @@ async fn a_message_in_flight_when_the_connection_dies_is_accepted_exactly_once_a
 /// session's UDP path once its probe confirmed it.
 #[tokio::test]
 async fn a_message_in_flight_over_udp_is_sent_again_after_the_reconnect() {
-    let server = FakeServer::start(Options::default()).await;
-    server.add_user("ann", "pw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (handle, mut events) = logged_in(config(&server, &dir), "ann").await;
+    let Ann { server, handle, mut events, _dir } = ann(|_| {}).await;
     wait_for(&mut events, "UDP confirmed", |e| {
         matches!(e, ClientEvent::TransportChanged { transport: Transport::Udp, .. })
     })
@@ -91,8 +110,7 @@ async fn a_message_in_flight_over_udp_is_sent_again_after_the_reconnect() {
         async move { handle.send(Target::World, "lost in a black hole").await }
     });
     barrier(&handle).await;
-    server.drop_connections();
-    wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    drop_connection(&server, &mut events).await;
     server.set_answer_udp(true);
     wait_for(&mut events, "reconnected", |e| *e == ClientEvent::Reconnected).await;
     let accepted = sending.await.expect("task").expect("accepted after the reconnect");
@@ -104,12 +122,10 @@ async fn a_message_in_flight_over_udp_is_sent_again_after_the_reconnect() {
 /// kept and sent to the server that comes back, not failed.
 #[tokio::test]
 async fn a_message_refused_because_the_server_is_shutting_down_is_sent_after_the_reconnect() {
-    let server = FakeServer::start(Options::default()).await;
-    server.add_user("ann", "pw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = config(&server, &dir);
-    config.transport = Transport::Tcp;
-    let (handle, _events) = logged_in(config, "ann").await;
+    let Ann { server, handle, events: _events, _dir } = ann(|config| {
+        config.transport = Transport::Tcp;
+    })
+    .await;
     server.shut_down_at_next_chat();
     let accepted = handle.send(Target::World, "during the restart").await.expect("accepted after the reconnect");
     let stored = server.stored_with_text("during the restart");
@@ -119,15 +135,12 @@ async fn a_message_refused_because_the_server_is_shutting_down_is_sent_after_the
 
 #[tokio::test]
 async fn a_full_outbox_refuses_the_next_message_at_once() {
-    let server = FakeServer::start(Options::default()).await;
-    server.add_user("ann", "pw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = config(&server, &dir);
-    config.outbox_capacity = 2;
-    let (handle, mut events) = logged_in(config, "ann").await;
+    let Ann { server, handle, mut events, _dir } = ann(|config| {
+        config.outbox_capacity = 2;
+    })
+    .await;
     server.set_refusing(true);
-    server.drop_connections();
-    wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    drop_connection(&server, &mut events).await;
 
     // Joined futures are first polled in order, so the commands reach the core in this order.
     let (one, two, three) = tokio::join!(handle.send(Target::World, "one"), handle.send(Target::World, "two"), async {
@@ -142,15 +155,12 @@ async fn a_full_outbox_refuses_the_next_message_at_once() {
 
 #[tokio::test]
 async fn a_message_that_waits_longer_than_allowed_fails_saying_the_connection_did_not_come_back() {
-    let server = FakeServer::start(Options::default()).await;
-    server.add_user("ann", "pw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = config(&server, &dir);
-    config.outbox_max_wait = Duration::from_millis(300);
-    let (handle, mut events) = logged_in(config, "ann").await;
+    let Ann { server, handle, mut events, _dir } = ann(|config| {
+        config.outbox_max_wait = Duration::from_millis(300);
+    })
+    .await;
     server.set_refusing(true);
-    server.drop_connections();
-    wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    drop_connection(&server, &mut events).await;
     let err = handle.send(Target::World, "too late").await.expect_err("the connection stayed away");
     assert_eq!(err, ClientError::OutboxExpired { waited: Duration::from_millis(300), maybe_stored: false });
     assert_eq!(err.to_string(), "the connection did not come back within 300 ms; the message was not sent");
@@ -162,13 +172,9 @@ async fn a_message_that_waits_longer_than_allowed_fails_saying_the_connection_di
 
 #[tokio::test]
 async fn a_permanent_reconnect_failure_fails_the_outbox_with_its_reason() {
-    let server = FakeServer::start(Options::default()).await;
-    server.add_user("ann", "pw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (handle, mut events) = logged_in(config(&server, &dir), "ann").await;
+    let Ann { server, handle, mut events, _dir } = ann(|_| {}).await;
     server.set_refusing(true);
-    server.drop_connections();
-    wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    drop_connection(&server, &mut events).await;
     let sending = tokio::spawn({
         let handle = handle.clone();
         async move { handle.send(Target::World, "to an upgraded server").await }
@@ -186,13 +192,9 @@ async fn a_permanent_reconnect_failure_fails_the_outbox_with_its_reason() {
 
 #[tokio::test]
 async fn a_refused_automatic_login_fails_the_outbox_with_the_refusal() {
-    let server = FakeServer::start(Options::default()).await;
-    server.add_user("ann", "pw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (handle, mut events) = logged_in(config(&server, &dir), "ann").await;
+    let Ann { server, handle, mut events, _dir } = ann(|_| {}).await;
     server.set_refusing(true);
-    server.drop_connections();
-    wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    drop_connection(&server, &mut events).await;
     let sending = tokio::spawn({
         let handle = handle.clone();
         async move { handle.send(Target::World, "password changed meanwhile").await }
@@ -208,15 +210,12 @@ async fn a_refused_automatic_login_fails_the_outbox_with_the_refusal() {
 /// out and never trying again, so the outbox would have waited for nothing.
 #[tokio::test]
 async fn an_unanswered_automatic_login_is_tried_again_and_the_outbox_still_goes_out() {
-    let server = FakeServer::start(Options::default()).await;
-    server.add_user("ann", "pw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = config(&server, &dir);
-    config.request_timeout = Duration::from_millis(500);
-    let (handle, mut events) = logged_in(config, "ann").await;
+    let Ann { server, handle, mut events, _dir } = ann(|config| {
+        config.request_timeout = Duration::from_millis(500);
+    })
+    .await;
     server.set_ignoring_logins(true);
-    server.drop_connections();
-    wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    drop_connection(&server, &mut events).await;
     let sending = tokio::spawn({
         let handle = handle.clone();
         async move { handle.send(Target::World, "through a slow login").await }
@@ -236,13 +235,11 @@ async fn an_unanswered_automatic_login_is_tried_again_and_the_outbox_still_goes_
 
 #[tokio::test]
 async fn without_reconnecting_a_message_in_flight_fails_with_the_connection() {
-    let server = FakeServer::start(Options::default()).await;
-    server.add_user("ann", "pw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = config(&server, &dir);
-    config.transport = Transport::Tcp;
-    config.reconnect = false;
-    let (handle, _events) = logged_in(config, "ann").await;
+    let Ann { server, handle, events: _events, _dir } = ann(|config| {
+        config.transport = Transport::Tcp;
+        config.reconnect = false;
+    })
+    .await;
     server.swallow_next_chat();
     let err = handle.send(Target::World, "into the void").await.expect_err("nothing will bring it back");
     assert!(matches!(&err, ClientError::Disconnected { reason } if reason.contains("closed")), "{err:?}");
@@ -255,13 +252,9 @@ async fn without_reconnecting_a_message_in_flight_fails_with_the_connection() {
 /// kept showing a chat that was no longer logged in. It is retried now, and the outbox goes out once it succeeds.
 #[tokio::test]
 async fn a_refused_automatic_login_with_a_code_not_known_to_be_final_is_tried_again() {
-    let server = FakeServer::start(Options::default()).await;
-    server.add_user("ann", "pw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (handle, mut events) = logged_in(config(&server, &dir), "ann").await;
+    let Ann { server, handle, mut events, _dir } = ann(|_| {}).await;
     server.set_login_refusal(Some(chatlab_proto::control::ErrorCode::Unknown(999)));
-    server.drop_connections();
-    wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    drop_connection(&server, &mut events).await;
     let sending = tokio::spawn({
         let handle = handle.clone();
         async move { handle.send(Target::World, "after an odd refusal").await }
@@ -283,16 +276,13 @@ async fn a_refused_automatic_login_with_a_code_not_known_to_be_final_is_tried_ag
 /// showed the wrong transport. It is refused now with the reason, and the session comes back on the transport it had.
 #[tokio::test]
 async fn a_transport_switch_while_the_session_is_restored_is_refused_not_left_pending() {
-    let server = FakeServer::start(Options::default()).await;
-    server.add_user("ann", "pw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = config(&server, &dir);
-    config.transport = Transport::Tcp;
-    config.request_timeout = Duration::from_millis(500);
-    let (handle, mut events) = logged_in(config, "ann").await;
+    let Ann { server, handle, mut events, _dir } = ann(|config| {
+        config.transport = Transport::Tcp;
+        config.request_timeout = Duration::from_millis(500);
+    })
+    .await;
     server.set_ignoring_logins(true);
-    server.drop_connections();
-    wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    drop_connection(&server, &mut events).await;
     let refused = handle.set_transport(Transport::Udp).await;
     assert!(matches!(refused, Err(ClientError::Disconnected { .. })), "{refused:?}");
     server.set_ignoring_logins(false);
@@ -305,13 +295,9 @@ async fn a_transport_switch_while_the_session_is_restored_is_refused_not_left_pe
 /// kept the credentials and the outbox, so the client logged in again by itself and sent what was queued.
 #[tokio::test]
 async fn logging_out_while_reconnecting_stops_the_automatic_login_and_the_outbox() {
-    let server = FakeServer::start(Options::default()).await;
-    server.add_user("ann", "pw");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (handle, mut events) = logged_in(config(&server, &dir), "ann").await;
+    let Ann { server, handle, mut events, _dir } = ann(|_| {}).await;
     server.set_refusing(true);
-    server.drop_connections();
-    wait_for(&mut events, "the drop", |e| matches!(e, ClientEvent::Disconnected { .. })).await;
+    drop_connection(&server, &mut events).await;
     let sending = tokio::spawn({
         let handle = handle.clone();
         async move { handle.send(Target::World, "never mind").await }
