@@ -3,8 +3,14 @@
 //! Three kinds of abuse are cheap for a client and expensive for the server, and each gets its own limit:
 //!
 //! - **Holding sockets.** Every TCP connection costs a file descriptor, a task and some buffers. One address may
-//!   hold at most `max_connections_per_ip` at once ([`Admission::admit`]); the count is kept by a
-//!   [`ConnectionSlot`] guard that gives its place back when the connection's task ends, however it ends.
+//!   hold at most `max_connections_per_ip` at once, and the whole server at most `max_connections`
+//!   ([`Admission::admit`]). The second cap exists because file descriptors run out for everyone at once: a
+//!   process at its open-file limit cannot accept *any* connection, the teacher's included, nor open a file. Many
+//!   addresses together (a botnet, or simply a big class plus a runaway script) must meet a refusal well before
+//!   that point. Both counts are kept by one [`ConnectionSlot`] guard that gives its places back when the
+//!   connection's task ends, however it ends. A connection over the total is closed before its Noise handshake,
+//!   which is the cheapest possible answer; one over its address's cap still gets an encrypted explanation, and
+//!   holds a place in the total meanwhile, because its socket is as real as any other.
 //! - **Guessing passwords.** Login attempts are counted per account *and* per address in token buckets
 //!   ([`crate::rate_limit`]). The per-account limit stops a distributed guesser aiming at one student; the
 //!   per-address limit stops one machine trying many accounts. Every attempt **reserves** a token from both
@@ -23,19 +29,31 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::limits::{LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_IP, MAX_RATE_LIMIT_KEYS, REGISTRATIONS_PER_IP};
+use crate::limits::{
+    LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_IP, MAX_RATE_LIMIT_KEYS, REGISTRATIONS_PER_IP,
+    SERVER_FULL_LOG_INTERVAL,
+};
 use crate::rate_limit::KeyedBuckets;
 
 /// The shared admission state of one server.
 #[derive(Debug)]
 pub struct Admission {
     max_connections_per_ip: usize,
+    max_connections: usize,
     inner: Mutex<Inner>,
 }
 
 #[derive(Debug)]
 struct Inner {
     connections: HashMap<IpAddr, usize>,
+    /// Connections held now, from every address, including those being refused for their address.
+    total: usize,
+    /// Connections refused because the server was full, since it started.
+    refused_full: u64,
+    /// Refusals for a full server not yet reported in a log line.
+    unreported_full: u64,
+    /// When the last "server full" log line was due.
+    last_full_report: Option<Instant>,
     login_by_account: KeyedBuckets<String>,
     login_by_ip: KeyedBuckets<IpAddr>,
     registration_by_ip: KeyedBuckets<IpAddr>,
@@ -46,24 +64,42 @@ struct Inner {
 pub enum Admitted {
     /// The connection may proceed; it holds this slot until it ends.
     Slot(ConnectionSlot),
-    /// The address already holds as many connections as allowed.
-    OverLimit,
+    /// The address already holds as many connections as allowed. The connection is told so (encrypted, see
+    /// `conn::serve`) and closed; until then it holds this slot, which counts it in the server's total only.
+    OverAddressLimit(ConnectionSlot),
+    /// The server holds as many connections as allowed in total: close the socket at once, before any handshake.
+    ServerFull {
+        /// `Some(n)` when a log line is due: `n` connections were refused since the last one (this one included).
+        /// At most one is due per [`SERVER_FULL_LOG_INTERVAL`], so a flood of refusals cannot flood the log.
+        report: Option<u64>,
+    },
 }
 
-/// One counted connection; dropping it gives the place back.
+/// One counted connection; dropping it gives its places back (in the total, and in its address's count unless it
+/// is being refused for its address).
 #[derive(Debug)]
 pub struct ConnectionSlot {
     admission: Arc<Admission>,
-    ip: IpAddr,
+    /// The address it counts against, or `None` for a connection over its address's cap.
+    ip: Option<IpAddr>,
+}
+
+impl ConnectionSlot {
+    /// Whether this connection is over its address's cap and is to be refused.
+    pub fn over_address_limit(&self) -> bool {
+        self.ip.is_none()
+    }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut inner = self.admission.lock();
-        if let Some(count) = inner.connections.get_mut(&self.ip) {
+        inner.total = inner.total.saturating_sub(1);
+        let Some(ip) = self.ip else { return };
+        if let Some(count) = inner.connections.get_mut(&ip) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                inner.connections.remove(&self.ip);
+                inner.connections.remove(&ip);
             }
         }
     }
@@ -74,13 +110,18 @@ impl Drop for ConnectionSlot {
 pub struct Wait(pub Duration);
 
 impl Admission {
-    /// Admission with the given connection cap per address and the login and registration limits of
-    /// [`crate::limits`].
-    pub fn new(max_connections_per_ip: usize) -> Arc<Self> {
+    /// Admission with the given connection caps (per address and in total) and the login and registration limits
+    /// of [`crate::limits`].
+    pub fn new(max_connections_per_ip: usize, max_connections: usize) -> Arc<Self> {
         Arc::new(Self {
             max_connections_per_ip,
+            max_connections,
             inner: Mutex::new(Inner {
                 connections: HashMap::new(),
+                total: 0,
+                refused_full: 0,
+                unreported_full: 0,
+                last_full_report: None,
                 login_by_account: KeyedBuckets::new(LOGIN_FAILURES_PER_ACCOUNT, MAX_RATE_LIMIT_KEYS),
                 login_by_ip: KeyedBuckets::new(LOGIN_FAILURES_PER_IP, MAX_RATE_LIMIT_KEYS),
                 registration_by_ip: KeyedBuckets::new(REGISTRATIONS_PER_IP, MAX_RATE_LIMIT_KEYS),
@@ -93,22 +134,39 @@ impl Admission {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts a new connection from `ip`, or refuses it when the address is at its cap.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Admitted {
+    /// Counts a new connection from `ip` accepted at `now`: admitted, over its address's cap, or over the server's.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Admitted {
         let ip = ip.to_canonical();
         let mut inner = self.lock();
-        let count = inner.connections.entry(ip).or_insert(0);
-        if *count >= self.max_connections_per_ip {
-            return Admitted::OverLimit;
+        if inner.total >= self.max_connections {
+            return Admitted::ServerFull { report: inner.refuse_full(now) };
         }
-        *count += 1;
+        inner.total += 1;
+        let count = inner.connections.entry(ip).or_insert(0);
+        let ip = if *count >= self.max_connections_per_ip {
+            None
+        } else {
+            *count += 1;
+            Some(ip)
+        };
         drop(inner);
-        Admitted::Slot(ConnectionSlot { admission: Arc::clone(self), ip })
+        let slot = ConnectionSlot { admission: Arc::clone(self), ip };
+        if slot.over_address_limit() { Admitted::OverAddressLimit(slot) } else { Admitted::Slot(slot) }
     }
 
     /// Connections `ip` holds now.
     pub fn connections_from(&self, ip: IpAddr) -> usize {
         self.lock().connections.get(&ip.to_canonical()).copied().unwrap_or(0)
+    }
+
+    /// Connections the server holds now, from every address.
+    pub fn connections_total(&self) -> usize {
+        self.lock().total
+    }
+
+    /// Connections refused because the server was full, since it started.
+    pub fn refused_server_full(&self) -> u64 {
+        self.lock().refused_full
     }
 
     /// Reserves a login attempt for `account` from `ip`: takes one token from the account's bucket and one from
@@ -151,6 +209,21 @@ impl Admission {
     }
 }
 
+impl Inner {
+    /// Counts one refusal for a full server; says whether a log line is due and how many it reports.
+    fn refuse_full(&mut self, now: Instant) -> Option<u64> {
+        self.refused_full = self.refused_full.saturating_add(1);
+        self.unreported_full = self.unreported_full.saturating_add(1);
+        let due =
+            self.last_full_report.is_none_or(|last| now.saturating_duration_since(last) >= SERVER_FULL_LOG_INTERVAL);
+        if !due {
+            return None;
+        }
+        self.last_full_report = Some(now);
+        Some(std::mem::take(&mut self.unreported_full))
+    }
+}
+
 /// Seconds as a `Duration`, rounded up to whole seconds for people; non-finite or negative input counts as zero.
 fn secs(value: f64) -> Duration {
     if value.is_finite() && value > 0.0 { Duration::from_secs(value.ceil() as u64) } else { Duration::ZERO }
@@ -163,33 +236,91 @@ mod tests {
 
     const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
     const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    const C: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
+    /// A total cap that tests about other limits never reach.
+    const ANY: usize = 1000;
 
     #[test]
     fn connection_cap_is_per_address_and_slots_give_back() {
-        let admission = Admission::new(2);
-        let first = admission.admit(A);
-        let second = admission.admit(A);
+        let admission = Admission::new(2, ANY);
+        let now = Instant::now();
+        let first = admission.admit(A, now);
+        let second = admission.admit(A, now);
         assert!(matches!(first, Admitted::Slot(_)) && matches!(second, Admitted::Slot(_)));
-        assert!(matches!(admission.admit(A), Admitted::OverLimit));
-        assert!(matches!(admission.admit(B), Admitted::Slot(_)));
+        let refused = admission.admit(A, now);
+        assert!(matches!(&refused, Admitted::OverAddressLimit(slot) if slot.over_address_limit()));
+        assert!(matches!(admission.admit(B, now), Admitted::Slot(_)));
         assert_eq!(admission.connections_from(A), 2);
+        assert_eq!(admission.connections_total(), 3, "the one being refused holds a socket too");
+        drop(refused);
+        assert_eq!((admission.connections_from(A), admission.connections_total()), (2, 2));
         drop(first);
         assert_eq!(admission.connections_from(A), 1);
-        assert!(matches!(admission.admit(A), Admitted::Slot(_)));
+        assert!(matches!(admission.admit(A, now), Admitted::Slot(_)));
+        drop(second);
+        assert_eq!(admission.connections_total(), 0, "every slot gave its places back");
+    }
+
+    #[test]
+    fn total_cap_refuses_every_address_until_a_slot_is_dropped() {
+        let admission = Admission::new(2, 3);
+        let now = Instant::now();
+        let a = admission.admit(A, now);
+        let _b = admission.admit(B, now);
+        let _b_again = admission.admit(B, now);
+        assert!(matches!(a, Admitted::Slot(_)));
+        assert!(matches!(admission.admit(C, now), Admitted::ServerFull { .. }), "a fresh address is refused too");
+        assert!(matches!(admission.admit(A, now), Admitted::ServerFull { .. }));
+        assert_eq!(admission.refused_server_full(), 2);
+        assert_eq!(admission.connections_from(C), 0, "a refusal counts nowhere");
+        drop(a);
+        let c = admission.admit(C, now);
+        assert!(matches!(c, Admitted::Slot(_)), "a dropped slot admits again");
+        assert_eq!(admission.connections_total(), 3);
+    }
+
+    #[test]
+    fn total_cap_counts_connections_refused_for_their_address() {
+        let admission = Admission::new(1, 2);
+        let now = Instant::now();
+        let _a = admission.admit(A, now);
+        let over = admission.admit(A, now);
+        assert!(matches!(over, Admitted::OverAddressLimit(_)));
+        assert!(matches!(admission.admit(B, now), Admitted::ServerFull { .. }));
+        drop(over);
+        assert!(matches!(admission.admit(B, now), Admitted::Slot(_)));
+    }
+
+    #[test]
+    fn server_full_is_reported_at_most_once_per_interval_with_a_count() {
+        let admission = Admission::new(1, 1);
+        let t0 = Instant::now();
+        let _held = admission.admit(A, t0);
+        let report = |at| match admission.admit(B, at) {
+            Admitted::ServerFull { report } => report,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert_eq!(report(t0), Some(1), "the first refusal is logged at once");
+        for _ in 0..99 {
+            assert_eq!(report(t0), None, "a flood is not logged line by line");
+        }
+        assert_eq!(report(t0 + SERVER_FULL_LOG_INTERVAL), Some(100), "the next line says how many were refused");
+        assert_eq!(admission.refused_server_full(), 101);
     }
 
     #[test]
     fn mapped_ipv4_counts_as_ipv4() {
-        let admission = Admission::new(1);
-        let _slot = admission.admit(A);
+        let admission = Admission::new(1, ANY);
+        let now = Instant::now();
+        let _slot = admission.admit(A, now);
         let mapped = IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped());
-        assert!(matches!(admission.admit(mapped), Admitted::OverLimit));
-        assert!(matches!(admission.admit(IpAddr::V6(Ipv6Addr::LOCALHOST)), Admitted::Slot(_)));
+        assert!(matches!(admission.admit(mapped, now), Admitted::OverAddressLimit(_)));
+        assert!(matches!(admission.admit(IpAddr::V6(Ipv6Addr::LOCALHOST), now), Admitted::Slot(_)));
     }
 
     #[test]
     fn failures_per_account_run_out_then_refill() {
-        let admission = Admission::new(1);
+        let admission = Admission::new(1, ANY);
         let t0 = Instant::now();
         let burst = LOGIN_FAILURES_PER_ACCOUNT.capacity as usize;
         for _ in 0..burst {
@@ -204,7 +335,7 @@ mod tests {
 
     #[test]
     fn failures_per_address_limit_many_accounts() {
-        let admission = Admission::new(1);
+        let admission = Admission::new(1, ANY);
         let t0 = Instant::now();
         let burst = LOGIN_FAILURES_PER_IP.capacity as usize;
         for n in 0..burst {
@@ -220,7 +351,7 @@ mod tests {
 
     #[test]
     fn login_rate_limit_bypass_reservations_count_before_the_password_check() {
-        let admission = Admission::new(1);
+        let admission = Admission::new(1, ANY);
         let t0 = Instant::now();
         let burst = LOGIN_FAILURES_PER_ACCOUNT.capacity as usize;
         // Attempts that overlap in time each hold a token while their password is being checked.
@@ -239,7 +370,7 @@ mod tests {
 
     #[test]
     fn registrations_are_limited_per_address() {
-        let admission = Admission::new(1);
+        let admission = Admission::new(1, ANY);
         let t0 = Instant::now();
         for _ in 0..REGISTRATIONS_PER_IP.capacity as usize {
             assert_eq!(admission.registration_allowed(A, t0), Ok(()));

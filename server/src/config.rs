@@ -14,6 +14,7 @@ use crate::limits::{
     CONTROL_IDLE_TIMEOUT, DEFAULT_FLOOD_BURST, DEFAULT_FLOOD_RATE, DEFAULT_MAX_CONNECTIONS_PER_IP, LOGIN_TIMEOUT,
     UDP_IDLE_TIMEOUT,
 };
+use crate::net::fd_limit::default_max_connections;
 use crate::password::{DEFAULT_MAX_CONCURRENT_HASHES, PasswordParams};
 use crate::rate_limit::BucketShape;
 
@@ -32,6 +33,10 @@ pub struct ServerConfig {
     pub server_name: String,
     /// TCP connections one IP address may hold at once.
     pub max_connections_per_ip: usize,
+    /// TCP connections the whole server may hold at once, so that a flood from many addresses meets a refusal
+    /// before the process runs out of file descriptors (see [`crate::net::fd_limit`]). Default: the open-file limit
+    /// minus some headroom.
+    pub max_connections: usize,
     /// Chat messages a user (all their sessions together) may send in one burst (token-bucket capacity).
     pub flood_burst: f64,
     /// Chat messages per second a user may keep up (token-bucket refill rate).
@@ -60,6 +65,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             server_name: format!("chatlab-server {}", env!("CARGO_PKG_VERSION")),
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            max_connections: default_max_connections(),
             flood_burst: DEFAULT_FLOOD_BURST,
             flood_rate: DEFAULT_FLOOD_RATE,
             password_params: PasswordParams::default(),
@@ -94,6 +100,9 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_connections_per_ip == 0 {
             return Err(ConfigError::NotPositive("max_connections_per_ip"));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::NotPositive("max_connections"));
         }
         if !(self.flood_burst.is_finite() && self.flood_burst >= 1.0) {
             return Err(ConfigError::NotPositive("flood_burst (at least 1)"));
@@ -152,6 +161,7 @@ mod tests {
                 ServerConfig { max_connections_per_ip: 0, ..ok.clone() },
                 ConfigError::NotPositive("max_connections_per_ip"),
             ),
+            (ServerConfig { max_connections: 0, ..ok.clone() }, ConfigError::NotPositive("max_connections")),
             (ServerConfig { flood_burst: 0.5, ..ok.clone() }, ConfigError::NotPositive("flood_burst (at least 1)")),
             (
                 ServerConfig { flood_burst: f64::NAN, ..ok.clone() },

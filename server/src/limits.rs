@@ -15,6 +15,30 @@ use crate::rate_limit::BucketShape;
 /// Load tests from one address raise it with `--max-connections-per-ip`.
 pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 32;
 
+/// The open-file limit most systems give a process unless told otherwise (the soft `RLIMIT_NOFILE`, `ulimit -n`).
+/// Used for the total connection cap when the real limit cannot be read.
+pub const TYPICAL_SOFT_FD_LIMIT: usize = 1024;
+
+/// File descriptors kept free for everything that is not a client connection: standard input, output and error, the
+/// TCP listener and the UDP socket, the SQLite database with its WAL and shared-memory files (and a temporary file
+/// now and then), the runtime's epoll and wake-up descriptors, the key file while it is read, log files an operator
+/// redirects to. That is a dozen or two; 124 leaves generous room, and makes the cap 900 at the usual limit of 1024.
+pub const FD_HEADROOM: usize = 124;
+
+/// Total cap on connections when the open-file limit cannot be read: what [`FD_HEADROOM`] leaves of
+/// [`TYPICAL_SOFT_FD_LIMIT`].
+pub const FALLBACK_MAX_CONNECTIONS: usize = TYPICAL_SOFT_FD_LIMIT - FD_HEADROOM;
+
+/// Highest default total cap, for systems whose open-file limit is huge or unlimited. At about 20 KiB of server
+/// memory per idle session, 65 536 connections take over a gigabyte: far past any classroom, and a deployment that
+/// wants more says so with `--max-connections`.
+pub const MAX_DEFAULT_CONNECTIONS: usize = 65_536;
+
+/// Time between two log lines about connections refused because the server is full. A flood of connection attempts
+/// must not become a flood of log lines (which costs disk and hides everything else); each line says how many were
+/// refused since the previous one.
+pub const SERVER_FULL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Control frames a connection may send before it has logged in: enough for a hello, a registration and a few
 /// login attempts. A client that keeps talking without authenticating is not a chat client.
 pub const MAX_FRAMES_BEFORE_LOGIN: u32 = 16;

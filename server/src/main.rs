@@ -9,6 +9,7 @@ use std::time::Duration;
 use chatlab_server::limits::{
     DEFAULT_FLOOD_BURST, DEFAULT_FLOOD_RATE, DEFAULT_MAX_CONNECTIONS_PER_IP, UDP_IDLE_TIMEOUT,
 };
+use chatlab_server::net::fd_limit::default_max_connections;
 use chatlab_server::password::{ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, DEFAULT_MAX_CONCURRENT_HASHES, PasswordParams};
 use chatlab_server::{ServerConfig, bind, lan_addresses, load_identity, run};
 use clap::Parser;
@@ -36,6 +37,11 @@ struct Args {
     /// TCP connections one IP address may hold at once.
     #[arg(long, env = "CHATLAB_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
     max_connections_per_ip: usize,
+
+    /// TCP connections the whole server may hold at once; more are closed before the handshake. Default: the
+    /// open-file limit (`ulimit -n`) minus 124 descriptors for the server's own files, so 900 at the usual 1024.
+    #[arg(long, env = "CHATLAB_MAX_CONNECTIONS", default_value_t = default_max_connections())]
+    max_connections: usize,
 
     /// Chat messages a session may send in one burst.
     #[arg(long, env = "CHATLAB_FLOOD_BURST", default_value_t = DEFAULT_FLOOD_BURST)]
@@ -82,6 +88,7 @@ impl Args {
             data_dir: self.data.clone(),
             server_name: self.server_name.clone().unwrap_or(defaults.server_name),
             max_connections_per_ip: self.max_connections_per_ip,
+            max_connections: self.max_connections,
             flood_burst: self.flood_burst,
             flood_rate: self.flood_rate,
             password_params: PasswordParams {
@@ -223,6 +230,7 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("./chatlab-data"));
         assert_eq!(config.password_params, PasswordParams::RECOMMENDED);
         assert_eq!(config.udp_idle_timeout, UDP_IDLE_TIMEOUT);
+        assert_eq!(config.max_connections, default_max_connections());
         assert_eq!(config.validate(), Ok(()));
     }
 
@@ -238,13 +246,15 @@ mod tests {
             "1000",
             "--max-connections-per-ip",
             "500",
+            "--max-connections",
+            "2000",
             "--server-name",
             "lab 3",
         ])
         .unwrap();
         let config = args.config();
         assert_eq!(args.listen.port(), 9000);
-        assert_eq!((config.flood_rate, config.max_connections_per_ip), (1000.0, 500));
+        assert_eq!((config.flood_rate, config.max_connections_per_ip, config.max_connections), (1000.0, 500, 2000));
         assert_eq!(config.server_name, "lab 3");
     }
 

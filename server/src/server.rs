@@ -113,7 +113,7 @@ async fn serve(prepared: Prepared, tcp: TcpListener, udp: UdpSocket, shutdown: i
     };
     let hub = tokio::spawn(Hub::new(hub_config, Arc::new(udp), writer_tx, dedup).run(hub_rx));
 
-    let admission = Admission::new(config.max_connections_per_ip);
+    let admission = Admission::new(config.max_connections_per_ip, config.max_connections);
     let context = Arc::new(ConnContext {
         keypair,
         storage,
@@ -133,13 +133,24 @@ async fn serve(prepared: Prepared, tcp: TcpListener, udp: UdpSocket, shutdown: i
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = tcp.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let slot = match admission.admit(peer.ip()) {
-                        Admitted::Slot(slot) => Some(slot),
-                        Admitted::OverLimit => None,
-                    };
-                    connections.spawn(conn::serve(stream, peer, Arc::clone(&context), slot, stop_rx.clone()));
-                }
+                Ok((stream, peer)) => match admission.admit(peer.ip(), Instant::now()) {
+                    Admitted::Slot(slot) | Admitted::OverAddressLimit(slot) => {
+                        connections.spawn(conn::serve(stream, peer, Arc::clone(&context), slot, stop_rx.clone()));
+                    }
+                    Admitted::ServerFull { report } => {
+                        // Closing before the handshake costs nothing but the accept; the descriptor is free again
+                        // at once, and no neighbour's connection is touched.
+                        drop(stream);
+                        if let Some(refused) = report {
+                            tracing::warn!(
+                                %peer,
+                                refused,
+                                max_connections = config.max_connections,
+                                "server full: closing new connections before the handshake"
+                            );
+                        }
+                    }
+                },
                 Err(error) => {
                     tracing::warn!(%error, "accept failed");
                     tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;

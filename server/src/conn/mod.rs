@@ -166,20 +166,22 @@ impl LiveSession {
     }
 }
 
-/// Serves one accepted connection until it ends. `slot` is `None` when the address is over its connection cap:
-/// the peer then gets an encrypted `TooManyConnections` error and the connection closes.
+/// Serves one accepted connection until it ends, holding its `slot` (and so its place in the connection counts)
+/// until then. When the slot is over its address's cap the peer gets an encrypted `TooManyConnections` error and
+/// the connection closes.
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     context: Arc<ConnContext>,
-    slot: Option<ConnectionSlot>,
+    slot: ConnectionSlot,
     shutdown: watch::Receiver<bool>,
 ) {
     if let Err(error) = keepalive::enable(&stream) {
         // Not fatal: the read-idle limit still notices a vanished client once it has logged in.
         tracing::debug!(%peer, %error, "could not enable TCP keepalive");
     }
-    let timeout = if slot.is_some() { HANDSHAKE_TIMEOUT } else { REFUSAL_HANDSHAKE_TIMEOUT };
+    let refuse = slot.over_address_limit();
+    let timeout = if refuse { REFUSAL_HANDSHAKE_TIMEOUT } else { HANDSHAKE_TIMEOUT };
     let channel = match ControlChannel::accept(stream, &context.keypair, timeout).await {
         Ok(channel) => channel,
         Err(error) => {
@@ -198,7 +200,7 @@ pub async fn serve(
         session: None,
         kill: Arc::new(KillSwitch::default()),
     };
-    let end = if slot.is_none() {
+    let end = if refuse {
         connection.refuse(
             None,
             ErrorCode::TooManyConnections,

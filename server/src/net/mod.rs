@@ -1,6 +1,7 @@
-//! Sockets and addresses: binding TCP and UDP to one port, finding the addresses students should type, and the
-//! kernel's keepalive on accepted connections.
+//! Sockets and addresses: binding TCP and UDP to one port, finding the addresses students should type, the
+//! kernel's keepalive on accepted connections, and how many connections the open-file limit allows.
 
 pub mod bind;
+pub mod fd_limit;
 pub mod keepalive;
 pub mod lan;

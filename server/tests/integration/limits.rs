@@ -145,6 +145,41 @@ async fn connections_per_address_are_capped() {
     server.stop().await;
 }
 
+/// Opens a TCP connection and sends the first handshake message: `true` if the server answers it, `false` if it
+/// closes the connection without a word.
+async fn server_answers_handshake(server: std::net::SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(server).await else { return false };
+    let msg1 = chatlab_proto::noise::Initiator::new().unwrap().start().unwrap();
+    if stream.write_all(&msg1).await.is_err() {
+        return false;
+    }
+    let mut answer = [0u8; 1];
+    let read = tokio::time::timeout(PATIENCE, stream.read(&mut answer)).await.expect("answer or close in time");
+    matches!(read, Ok(n) if n > 0)
+}
+
+#[tokio::test]
+async fn total_connections_are_capped_before_the_handshake() {
+    let server = TestServer::start_with(|c| c.max_connections = 3).await;
+    let mut ann = Client::user(server.addr, "ann").await;
+    let mut bob = Client::user(server.addr, "bob").await;
+    let third = Client::connect(server.addr).await;
+    for _ in 0..5 {
+        assert!(!server_answers_handshake(server.addr).await, "a full server closes new connections at once");
+    }
+    bystander_still_chats(&mut ann, &mut bob, "the total cap spares existing connections").await;
+    // A place becomes free when any connection ends.
+    drop(third);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !server_answers_handshake(server.addr).await {
+        assert!(tokio::time::Instant::now() < deadline, "the freed place was never given back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bystander_still_chats(&mut bob, &mut ann, "and after").await;
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn failed_logins_are_rate_limited_per_account() {
     let server = TestServer::start().await;
