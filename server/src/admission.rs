@@ -21,8 +21,9 @@
 //!   server nothing.
 //! - **Filling the user table.** Registrations are limited per address.
 //!
-//! Addresses are compared in canonical form, so an IPv4 client reaching a dual-stack socket as `::ffff:a.b.c.d`
-//! counts against the same budget as `a.b.c.d`.
+//! "Per address" means per [`NetworkId`]: an IPv4 address, or a whole IPv6 /64, which one host can fill with
+//! addresses at will (see [`crate::net::network`]). An IPv4 client reaching a dual-stack socket as
+//! `::ffff:a.b.c.d` counts against the same budget as `a.b.c.d`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -33,6 +34,7 @@ use crate::limits::{
     LOGIN_FAILURES_PER_ACCOUNT, LOGIN_FAILURES_PER_IP, MAX_RATE_LIMIT_KEYS, REGISTRATIONS_PER_IP,
     SERVER_FULL_LOG_INTERVAL,
 };
+use crate::net::network::NetworkId;
 use crate::rate_limit::KeyedBuckets;
 
 /// The shared admission state of one server.
@@ -45,7 +47,7 @@ pub struct Admission {
 
 #[derive(Debug)]
 struct Inner {
-    connections: HashMap<IpAddr, usize>,
+    connections: HashMap<NetworkId, usize>,
     /// Connections held now, from every address, including those being refused for their address.
     total: usize,
     /// Connections refused because the server was full, since it started.
@@ -55,8 +57,8 @@ struct Inner {
     /// When the last "server full" log line was due.
     last_full_report: Option<Instant>,
     login_by_account: KeyedBuckets<String>,
-    login_by_ip: KeyedBuckets<IpAddr>,
-    registration_by_ip: KeyedBuckets<IpAddr>,
+    login_by_ip: KeyedBuckets<NetworkId>,
+    registration_by_ip: KeyedBuckets<NetworkId>,
 }
 
 /// The answer of [`Admission::admit`].
@@ -80,8 +82,8 @@ pub enum Admitted {
 #[derive(Debug)]
 pub struct ConnectionSlot {
     admission: Arc<Admission>,
-    /// The address it counts against, or `None` for a connection over its address's cap.
-    ip: Option<IpAddr>,
+    /// The network it counts against, or `None` for a connection over its network's cap.
+    ip: Option<NetworkId>,
 }
 
 impl ConnectionSlot {
@@ -136,7 +138,7 @@ impl Admission {
 
     /// Counts a new connection from `ip` accepted at `now`: admitted, over its address's cap, or over the server's.
     pub fn admit(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Admitted {
-        let ip = ip.to_canonical();
+        let ip = NetworkId::of(ip);
         let mut inner = self.lock();
         if inner.total >= self.max_connections {
             return Admitted::ServerFull { report: inner.refuse_full(now) };
@@ -154,9 +156,9 @@ impl Admission {
         if slot.over_address_limit() { Admitted::OverAddressLimit(slot) } else { Admitted::Slot(slot) }
     }
 
-    /// Connections `ip` holds now.
+    /// Connections the network of `ip` holds now.
     pub fn connections_from(&self, ip: IpAddr) -> usize {
-        self.lock().connections.get(&ip.to_canonical()).copied().unwrap_or(0)
+        self.lock().connections.get(&NetworkId::of(ip)).copied().unwrap_or(0)
     }
 
     /// Connections the server holds now, from every address.
@@ -173,7 +175,7 @@ impl Admission {
     /// the address's, both or neither, or says how long to wait. A failed attempt keeps them; a successful one
     /// returns them with [`login_succeeded`](Self::login_succeeded).
     pub fn login_reserve(&self, account: &str, ip: IpAddr, now: Instant) -> Result<(), Wait> {
-        let ip = ip.to_canonical();
+        let ip = NetworkId::of(ip);
         let mut inner = self.lock();
         let key = account.to_owned();
         if inner.login_by_account.allows(&key, now)
@@ -191,7 +193,7 @@ impl Admission {
 
     /// The reserved attempt logged in (or failed for the server's own reasons): its tokens go back.
     pub fn login_succeeded(&self, account: &str, ip: IpAddr, now: Instant) {
-        let ip = ip.to_canonical();
+        let ip = NetworkId::of(ip);
         let mut inner = self.lock();
         inner.login_by_account.give_back(&account.to_owned(), now);
         inner.login_by_ip.give_back(&ip, now);
@@ -199,7 +201,7 @@ impl Admission {
 
     /// Takes a registration token for `ip`, or says how long to wait.
     pub fn registration_allowed(&self, ip: IpAddr, now: Instant) -> Result<(), Wait> {
-        let ip = ip.to_canonical();
+        let ip = NetworkId::of(ip);
         let mut inner = self.lock();
         if inner.registration_by_ip.try_take(&ip, now) {
             Ok(())
@@ -316,6 +318,36 @@ mod tests {
         let mapped = IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped());
         assert!(matches!(admission.admit(mapped, now), Admitted::OverAddressLimit(_)));
         assert!(matches!(admission.admit(IpAddr::V6(Ipv6Addr::LOCALHOST), now), Admitted::Slot(_)));
+    }
+
+    fn v6(text: &str) -> IpAddr {
+        IpAddr::V6(text.parse().unwrap())
+    }
+
+    #[test]
+    fn every_per_address_limit_counts_an_ipv6_64_once() {
+        let now = Instant::now();
+        let host = |n: u32| v6(&format!("2001:db8:0:1::{n:x}"));
+        let elsewhere = v6("2001:db8:0:2::1");
+
+        let admission = Admission::new(2, ANY);
+        let _first = admission.admit(host(1), now);
+        let _second = admission.admit(host(2), now);
+        assert!(matches!(admission.admit(host(3), now), Admitted::OverAddressLimit(_)), "a new address, same /64");
+        assert_eq!(admission.connections_from(host(99)), 2);
+        assert!(matches!(admission.admit(elsewhere, now), Admitted::Slot(_)));
+
+        for n in 0..LOGIN_FAILURES_PER_IP.capacity as u32 {
+            assert_eq!(admission.login_reserve(&format!("user{n}"), host(n), now), Ok(()));
+        }
+        assert!(admission.login_reserve("fresh", host(1000), now).is_err(), "login failures count per /64");
+        assert_eq!(admission.login_reserve("fresh", elsewhere, now), Ok(()));
+
+        for n in 0..REGISTRATIONS_PER_IP.capacity as u32 {
+            assert_eq!(admission.registration_allowed(host(n), now), Ok(()));
+        }
+        assert!(admission.registration_allowed(host(1000), now).is_err(), "registrations count per /64");
+        assert_eq!(admission.registration_allowed(elsewhere, now), Ok(()));
     }
 
     #[test]

@@ -31,7 +31,8 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// The software name sent in `Welcome` and shown by clients.
     pub server_name: String,
-    /// TCP connections one IP address may hold at once.
+    /// TCP connections one IP address may hold at once (an IPv6 /64 counts as one address, see
+    /// [`crate::net::network`]).
     pub max_connections_per_ip: usize,
     /// TCP connections the whole server may hold at once, so that a flood from many addresses meets a refusal
     /// before the process runs out of file descriptors (see [`crate::net::fd_limit`]). Default: the open-file limit

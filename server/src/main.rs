@@ -34,7 +34,7 @@ struct Args {
     #[arg(long, env = "CHATLAB_DATA", default_value = chatlab_server::config::DEFAULT_DATA_DIR)]
     data: PathBuf,
 
-    /// TCP connections one IP address may hold at once.
+    /// TCP connections one IP address may hold at once (a whole IPv6 /64 counts as one address).
     #[arg(long, env = "CHATLAB_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
     max_connections_per_ip: usize,
 
