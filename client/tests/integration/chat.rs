@@ -1,13 +1,9 @@
 //! Chatting: sends over UDP and TCP, incoming messages, history, users, presence, statistics.
 
-use chatlab_client::{ClientError, ClientEvent, MessageSource, Target, Transport, TransportReason, Username};
+use chatlab_client::{ClientError, ClientEvent, MessageSource, Target, Transport, TransportReason};
 
 use crate::fake_server::{FakeServer, Options};
-use crate::support::{config, logged_in, wait_for};
-
-fn user(name: &str) -> Username {
-    Username::parse(name).expect("valid")
-}
+use crate::support::{config, logged_in, user, wait_for};
 
 #[tokio::test]
 async fn a_send_over_udp_resolves_when_the_server_accepts_it() {

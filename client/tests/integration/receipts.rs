@@ -4,14 +4,10 @@
 //! reports it with `Received` and the server turns that into a `Receipt` for the sender. Receipts exist only for
 //! private messages to the reader; everything else would be a report the server reads and throws away.
 
-use chatlab_client::{ClientEvent, MessageSource, Target, Transport, Username};
+use chatlab_client::{ClientEvent, MessageSource, Target, Transport};
 
 use crate::fake_server::{FakeServer, Options};
-use crate::support::{config, eventually, logged_in, wait_for};
-
-fn user(name: &str) -> Username {
-    Username::parse(name).expect("valid")
-}
+use crate::support::{config, eventually, logged_in, user, wait_for};
 
 /// The bug: every message pushed over TCP was confirmed with `Received`, world messages and the user's own (echoed
 /// from another session) included, so a busy world room cost the server one useless report per message per reader.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use chatlab_client::{Client, ClientConfig, ClientEvent, ClientHandle, Password};
+use chatlab_client::{Client, ClientConfig, ClientEvent, ClientHandle, Password, Username};
 
 use crate::fake_server::FakeServer;
 
@@ -20,6 +20,11 @@ pub fn config(server: &FakeServer, dir: &tempfile::TempDir) -> ClientConfig {
     config.request_timeout = Duration::from_secs(5);
     config.sync_on_login = false;
     config
+}
+
+/// `name` as a user name; the tests' names are valid.
+pub fn user(name: &str) -> Username {
+    Username::parse(name).expect("valid")
 }
 
 /// Connects and logs in as `user` (password "pw").
