@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use super::budget::{DEFAULT_RECEIVE_BUDGET, MIN_RECEIVE_BUDGET, PARTIAL_COST, PIECE_COST, STREAM_COST};
 use super::frame::{ACK_FRAME_MAX, FRAGMENT_OVERHEAD_MAX};
+use super::incoming::max_fragments;
 use super::rtt::{DEFAULT_GRANULARITY, DEFAULT_INITIAL_RTT, DEFAULT_MAX_RTO, DEFAULT_MIN_RTO};
 use crate::datagram::{HEADER_LEN, TAG_LEN};
 use crate::limits::MAX_DATAGRAM_BYTES;
@@ -35,6 +37,12 @@ pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(10);
 
 /// Default idle timeout: the peer is considered gone after 30 s of silence, three missed keepalives.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default stall timeout: an incomplete message, or a gap in a conversation, may wait 60 s for its missing data.
+/// An honest sender resends a lost fragment at least once a second (its largest RTO) for as long as the path
+/// carries anything, and a path that carries nothing for 30 s is reported idle first; twice the idle timeout is
+/// therefore only ever reached by a peer that keeps talking while withholding what it owes.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Packet threshold of fast retransmit: a packet is lost once three later packets were acknowledged, as in TCP's
 /// "three duplicate acks" and RFC 9002. Fewer would mistake mild reordering for loss.
@@ -82,6 +90,10 @@ pub struct EngineConfig {
     pub keepalive: Duration,
     /// Report the peer gone after this long without receiving.
     pub idle_timeout: Duration,
+    /// Bytes the peer may make this side hold (see [`budget`](super::budget)).
+    pub receive_budget: usize,
+    /// Longest an incomplete message or a gap may wait for its missing data before the connection ends.
+    pub stall_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -101,12 +113,16 @@ impl Default for EngineConfig {
             max_message_bytes: MAX_MESSAGE_BYTES,
             keepalive: DEFAULT_KEEPALIVE,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            receive_budget: DEFAULT_RECEIVE_BUDGET,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
         }
     }
 }
 
-/// Smallest fragment the engine will cut: below this the frame overhead would dwarf the data.
-const MIN_FRAGMENT_BYTES: usize = 64;
+/// Smallest fragment the engine will cut, and the smallest the receiver accepts for any fragment but a message's
+/// last: below this the frame overhead would dwarf the data. Part of the protocol, because it bounds how many
+/// fragments a legal message can have (see [`max_fragments`](super::incoming::max_fragments)).
+pub const MIN_FRAGMENT_BYTES: usize = 64;
 
 /// A configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -125,6 +141,10 @@ pub enum ConfigError {
     MessageTooLarge(usize),
     #[error("keepalive must be shorter than idle_timeout")]
     Keepalive,
+    #[error("receive_budget {budget} is too small: at least {min} bytes, half of it enough for the largest message")]
+    BudgetTooSmall { budget: usize, min: usize },
+    #[error("stall_timeout must be longer than idle_timeout")]
+    StallTimeout,
 }
 
 impl EngineConfig {
@@ -151,7 +171,22 @@ impl EngineConfig {
         if self.keepalive >= self.idle_timeout {
             return Err(ConfigError::Keepalive);
         }
+        let min_budget = MIN_RECEIVE_BUDGET.max(self.largest_message_cost().saturating_mul(2));
+        if self.receive_budget < min_budget {
+            return Err(ConfigError::BudgetTooSmall { budget: self.receive_budget, min: min_budget });
+        }
+        if self.stall_timeout <= self.idle_timeout {
+            return Err(ConfigError::StallTimeout);
+        }
         Ok(())
+    }
+
+    /// What the largest legal message costs the receiver's budget while it is reassembled: a new conversation's
+    /// record, the message's bookkeeping and every one of its smallest legal pieces. The half of the budget kept
+    /// free of waiting data must hold it, so the next expected message always fits.
+    pub fn largest_message_cost(&self) -> usize {
+        let pieces = usize::from(max_fragments(self.max_message_bytes));
+        (STREAM_COST + PARTIAL_COST + pieces * PIECE_COST).saturating_add(self.max_message_bytes)
     }
 
     /// Data bytes per fragment: what is left of a payload after room for one ack frame and one fragment header, so
@@ -189,6 +224,11 @@ mod tests {
                 ConfigError::MessageTooLarge(usize::MAX / 2),
             ),
             (EngineConfig { keepalive: base.idle_timeout, ..base.clone() }, ConfigError::Keepalive),
+            (
+                EngineConfig { receive_budget: 1000, ..base.clone() },
+                ConfigError::BudgetTooSmall { budget: 1000, min: MIN_RECEIVE_BUDGET },
+            ),
+            (EngineConfig { stall_timeout: base.idle_timeout, ..base.clone() }, ConfigError::StallTimeout),
         ];
         for (config, error) in cases {
             assert_eq!(config.validate(), Err(error));

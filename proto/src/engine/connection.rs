@@ -18,8 +18,9 @@ use thiserror::Error;
 
 use super::ack_tracker::{AckFrame, AckTracker, Arrival, acked_packet_numbers};
 use super::config::{ConfigError, EngineConfig};
+use super::connection_error::ConnectionError;
 use super::frame::{FRAGMENT_OVERHEAD_MAX, Frame, FrameError, decode_frames};
-use super::incoming::{Delivery, FragmentOutcome, Incoming};
+use super::incoming::{Delivery, FragmentOutcome, Incoming, IncomingLimits};
 use super::outgoing::{AckedMessage, Outgoing};
 use super::rtt::RttEstimator;
 use super::sent::{FragmentRef, LossCause, SentLedger, SentPacket};
@@ -45,6 +46,9 @@ pub enum Event {
     Acked(AckedMessage),
     /// Nothing was heard from the peer for the idle timeout: it is probably gone.
     PeerIdle,
+    /// The peer broke the protocol or exceeded the receive budget; the engine has stopped (see
+    /// [`ConnectionError`]). Reported once; the owner should end the session and say why.
+    Failed(ConnectionError),
 }
 
 /// Why [`Engine::send`] refused a message. Nothing was queued.
@@ -54,6 +58,8 @@ pub enum SendError {
     WindowFull { in_flight: usize },
     #[error("message of {len} bytes is larger than the {max}-byte maximum")]
     TooLarge { len: usize, max: usize },
+    #[error("the connection has ended: {0}")]
+    Closed(ConnectionError),
 }
 
 /// Why a received packet was refused. It had no effect on the engine's state besides being counted.
@@ -63,6 +69,9 @@ pub enum PacketError {
     Frames(#[from] FrameError),
     #[error("acknowledgement of packet {largest}, which was never sent (next is {next})")]
     AckOfUnsentPacket { largest: u64, next: u64 },
+    /// This packet, or an earlier one, ended the connection.
+    #[error("connection ended: {0}")]
+    Closed(ConnectionError),
 }
 
 /// One side of a conversation. See the module docs for how to drive it.
@@ -92,6 +101,8 @@ pub struct Engine {
     last_received: Duration,
     ping_pending: bool,
     idle_reported: bool,
+    /// Set when the peer ended the connection by breaking a rule; the engine is inert from then on.
+    failure: Option<ConnectionError>,
 }
 
 impl Engine {
@@ -103,7 +114,7 @@ impl Engine {
             acks: AckTracker::new(),
             ledger: SentLedger::default(),
             outgoing: Outgoing::new(config.fragment_capacity()),
-            incoming: Incoming::new(config.ordering, config.receive_window, config.max_message_bytes),
+            incoming: Incoming::new(incoming_limits(&config)),
             stats: Stats::default(),
             events: VecDeque::new(),
             deliveries: Vec::new(),
@@ -117,12 +128,41 @@ impl Engine {
             last_received: now,
             ping_pending: false,
             idle_reported: false,
+            failure: None,
             config,
         })
     }
 
+    /// Why the connection ended, if the peer ended it by breaking a rule.
+    pub fn failure(&self) -> Option<&ConnectionError> {
+        self.failure.as_ref()
+    }
+
+    /// Bytes of the receive budget the peer makes this side hold now (see [`budget`](super::budget)).
+    pub fn receive_accounted_bytes(&self) -> usize {
+        self.incoming.accounted_bytes()
+    }
+
+    /// Ends the connection because of what the peer did: reports it once, and frees everything the peer made this
+    /// side hold, so an attacker's memory comes back at once and not when the owner gets round to it.
+    fn fail(&mut self, error: ConnectionError) -> PacketError {
+        if self.failure.is_none() {
+            self.failure = Some(error.clone());
+            self.stats.received.connection_errors += 1;
+            self.incoming = Incoming::new(incoming_limits(&self.config));
+            self.deliveries.clear();
+            self.queued_acks.clear();
+            self.loss_time = None;
+            self.events.push_back(Event::Failed(error.clone()));
+        }
+        PacketError::Closed(error)
+    }
+
     /// Queues a message for reliable delivery on `stream` (a conversation) and returns its sequence number there.
     pub fn send(&mut self, stream: u32, data: Vec<u8>, now: Duration) -> Result<u64, SendError> {
+        if let Some(error) = &self.failure {
+            return Err(SendError::Closed(error.clone()));
+        }
         if data.len() > self.config.max_message_bytes {
             return Err(SendError::TooLarge { len: data.len(), max: self.config.max_message_bytes });
         }
@@ -153,6 +193,9 @@ impl Engine {
 
     /// Handles the plaintext of one authenticated datagram carrying packet number `pn`.
     pub fn handle_packet(&mut self, pn: u64, payload: &[u8], now: Duration) -> Result<(), PacketError> {
+        if let Some(error) = &self.failure {
+            return Err(PacketError::Closed(error.clone()));
+        }
         let frames = match decode_frames(payload) {
             Ok(frames) => frames,
             Err(e) => {
@@ -188,6 +231,10 @@ impl Engine {
             match frame {
                 Frame::Fragment { stream, seq, index, count, data } => {
                     let outcome = self.incoming.on_fragment(stream, seq, index, count, data, now, &mut self.deliveries);
+                    let outcome = match outcome {
+                        Ok(outcome) => outcome,
+                        Err(error) => return Err(self.fail(error)),
+                    };
                     match outcome {
                         FragmentOutcome::Duplicate => self.stats.received.duplicate_messages += 1,
                         FragmentOutcome::Dropped => {
@@ -305,6 +352,9 @@ impl Engine {
     /// there is nothing to send now. Call it until it returns `None`.
     pub fn poll_transmit(&mut self, now: Duration, out: &mut Vec<u8>) -> Option<u64> {
         out.clear();
+        if self.failure.is_some() {
+            return None;
+        }
         if let Some(ack) = self.queued_acks.pop_front() {
             let pn = self.next_pn;
             self.next_pn += 1;
@@ -371,14 +421,25 @@ impl Engine {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.failure.is_some() {
+            return None;
+        }
+        let stall = self.incoming.stall_deadline();
         let ack = self.acks.ack_deadline(self.config.max_ack_delay);
         let keepalive = (!self.ping_pending).then(|| self.last_sent.saturating_add(self.config.keepalive));
         let idle = (!self.idle_reported).then(|| self.last_received.saturating_add(self.config.idle_timeout));
-        [ack, self.loss_time, self.rto_deadline(), keepalive, idle].into_iter().flatten().min()
+        [ack, self.loss_time, self.rto_deadline(), keepalive, idle, stall].into_iter().flatten().min()
     }
 
     /// Runs every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Duration) {
+        if self.failure.is_some() {
+            return;
+        }
+        if let Err(error) = self.incoming.check_stalls(now) {
+            self.fail(error);
+            return;
+        }
         if self.loss_time.is_some_and(|t| t <= now) {
             self.detect_loss(now);
         }
@@ -440,5 +501,16 @@ impl Engine {
             ack_latency_p99_us: s.ack_latency.quantile(0.99).map(micros),
             head_of_line_wait_p99_us: s.head_of_line_wait.quantile(0.99).map(micros),
         }
+    }
+}
+
+/// The receiver's limits, from the engine's configuration.
+fn incoming_limits(config: &EngineConfig) -> IncomingLimits {
+    IncomingLimits {
+        ordering: config.ordering,
+        receive_window: config.receive_window,
+        max_message_bytes: config.max_message_bytes,
+        receive_budget: config.receive_budget,
+        stall_timeout: config.stall_timeout,
     }
 }

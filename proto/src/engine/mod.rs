@@ -11,6 +11,7 @@
 //! | a datagram arrives twice | messages are named `(stream, seq)` and de-duplicated | [`incoming`] |
 //! | datagrams arrive out of order | per-conversation ordering, or none, by choice | [`incoming`] |
 //! | a message bigger than a datagram | fragmentation and reassembly | [`outgoing`], [`incoming`] |
+//! | a peer that lies to make us hoard memory | a receive budget in bytes; a connection error past it | [`budget`], [`connection_error`] |
 //! | a sender faster than the path | a send window that refuses instead of queueing forever | [`outgoing`] |
 //! | a silent NAT forgets the mapping | keepalive pings | [`connection`] |
 //!
@@ -26,8 +27,10 @@
 //! The [`Engine`] ties the pieces together; [`frame`] is the byte layout of what it sends.
 
 pub mod ack_tracker;
+pub mod budget;
 pub mod config;
 pub mod connection;
+pub mod connection_error;
 pub mod frame;
 pub mod incoming;
 pub mod outgoing;
@@ -36,6 +39,7 @@ pub mod sent;
 
 pub use config::{ConfigError, EngineConfig, MAX_MESSAGE_BYTES, Ordering};
 pub use connection::{Engine, Event, PacketError, SendError};
+pub use connection_error::ConnectionError;
 pub use incoming::Delivery;
 pub use outgoing::AckedMessage;
 

@@ -66,6 +66,7 @@ impl Pair {
                 Event::Acked(m) => self.acked_at_a.push(m),
                 Event::PeerIdle => self.idle_at_a += 1,
                 Event::Delivered(_) => {}
+                Event::Failed(error) => panic!("an honest peer ended the connection: {error}"),
             }
         }
         while let Some(event) = self.b.poll_event() {

@@ -95,8 +95,12 @@ pub struct ReceiveCounters {
     pub rejected_authentication: u64,
     /// Datagrams too short, too long, of another version or connection, or with broken frames.
     pub rejected_malformed: u64,
-    /// Fragments dropped because they were beyond the receive window or reassembly limits.
+    /// Fragments dropped because they were beyond the receive window or the part of the receive budget that
+    /// waiting data may use; not acknowledged, so the sender sends them again.
     pub dropped_over_limit: u64,
+    /// Times the peer ended the connection by breaking a rule or exceeding the receive budget (0 or 1).
+    #[serde(default)]
+    pub connection_errors: u64,
 }
 
 /// One RTT measurement, for plotting RTT with its SRTT/RTO band.
