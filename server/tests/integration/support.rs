@@ -130,7 +130,24 @@ pub struct Client {
 impl Client {
     /// Connects and completes the Noise handshake (nothing else).
     pub async fn handshake(server: SocketAddr) -> Self {
-        let mut stream = TcpStream::connect(server).await.unwrap();
+        Self::handshake_on(TcpStream::connect(server).await.unwrap(), server).await
+    }
+
+    /// As [`handshake`](Self::handshake), from the local address `from` (on loopback any `127.x.y.z` works, so a
+    /// test can play several "addresses").
+    pub async fn handshake_from(server: SocketAddr, from: std::net::IpAddr) -> Self {
+        Self::handshake_on(connect_from(server, from).await.unwrap(), server).await
+    }
+
+    /// As [`connect`](Self::connect), from the local address `from`.
+    pub async fn connect_from(server: SocketAddr, from: std::net::IpAddr) -> Self {
+        let mut client = Self::handshake_from(server, from).await;
+        client.hello().await;
+        client
+    }
+
+    /// Completes the Noise handshake on a connected stream.
+    async fn handshake_on(mut stream: TcpStream, server: SocketAddr) -> Self {
         let mut initiator = Initiator::new().unwrap();
         let msg1 = initiator.start().unwrap();
         stream.write_all(&msg1).await.unwrap();
@@ -155,12 +172,16 @@ impl Client {
     /// Connects, handshakes and says hello.
     pub async fn connect(server: SocketAddr) -> Self {
         let mut client = Self::handshake(server).await;
-        client.send(&ClientMessage::Hello { version: PROTOCOL_VERSION, client: "integration-test".into() }).await;
-        match client.recv().await {
+        client.hello().await;
+        client
+    }
+
+    async fn hello(&mut self) {
+        self.send(&ClientMessage::Hello { version: PROTOCOL_VERSION, client: "integration-test".into() }).await;
+        match self.recv().await {
             ServerMessage::Welcome { version, .. } => assert_eq!(version, PROTOCOL_VERSION),
             other => panic!("expected Welcome, got {other:?}"),
         }
-        client
     }
 
     /// Registers (ignoring "taken") and logs in on a fresh connection.
@@ -605,6 +626,13 @@ impl UdpClient {
             self.step(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// A TCP connection to `server` from the local address `from` (port chosen by the kernel).
+pub async fn connect_from(server: SocketAddr, from: std::net::IpAddr) -> std::io::Result<TcpStream> {
+    let socket = if from.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(server).await
 }
 
 /// Whether `needle` occurs in `haystack`.
