@@ -36,11 +36,11 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use self::connections::{ConnectionLimits, Eviction, Registry};
 pub use self::connections::Phase;
-use self::login::{Attempt, LoginLimits, Reservation};
+use self::connections::{ConnectionLimits, Eviction, Registry};
 pub use self::login::Wait;
 use self::login::whole_seconds;
+use self::login::{Attempt, LoginLimits, Reservation};
 use self::refusals::Refusals;
 pub use self::refusals::{Refusal, RefusalReport};
 use crate::config::ServerConfig;
@@ -213,7 +213,12 @@ impl Admission {
                     // and the newcomer's is the one that caused it.
                     self.refusals().note(reason, net);
                 }
-                Admitted::Slot(ConnectionSlot { admission: Arc::clone(self), net, id: entry.id, eviction: entry.eviction })
+                Admitted::Slot(ConnectionSlot {
+                    admission: Arc::clone(self),
+                    net,
+                    id: entry.id,
+                    eviction: entry.eviction,
+                })
             }
             Err(refused) => {
                 self.refusals().note(refused.reason, net);
@@ -286,11 +291,7 @@ impl Admission {
     pub fn registration_allowed(&self, ip: IpAddr, now: Instant) -> Result<(), Wait> {
         let net = NetworkId::of(ip);
         let mut buckets = self.registrations.lock().unwrap_or_else(PoisonError::into_inner);
-        if buckets.try_take(&net, now) {
-            Ok(())
-        } else {
-            Err(Wait(whole_seconds(buckets.wait_secs(&net, now))))
-        }
+        if buckets.try_take(&net, now) { Ok(()) } else { Err(Wait(whole_seconds(buckets.wait_secs(&net, now)))) }
     }
 }
 

@@ -52,7 +52,6 @@
 mod memory;
 mod pool;
 
-
 use std::sync::Arc;
 
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
@@ -239,12 +238,12 @@ fn verify_with(password: &str, phc: &str, memory: &mut HashMemory) -> Result<Opt
     let mut salt_buffer = [0u8; SALT_DECODE_BUFFER_BYTES];
     let salt_bytes = salt.decode_b64(&mut salt_buffer).map_err(PasswordError::MalformedHash)?;
     let mut out_buffer = [0u8; Output::MAX_LENGTH];
-    let out = out_buffer
-        .get_mut(..expected.len())
-        .ok_or(PasswordError::MalformedHash(argon2::password_hash::Error::OutputSize {
+    let out = out_buffer.get_mut(..expected.len()).ok_or(PasswordError::MalformedHash(
+        argon2::password_hash::Error::OutputSize {
             provided: std::cmp::Ordering::Greater,
             expected: Output::MAX_LENGTH,
-        }))?;
+        },
+    ))?;
     let argon2 = Argon2::new(Algorithm::Argon2id, version, params.clone());
     let blocks = memory.blocks(params.block_count()).map_err(PasswordError::Memory)?;
     argon2.hash_password_into_with_memory(password.as_bytes(), salt_bytes, out, blocks).map_err(malformed)?;
@@ -312,11 +311,8 @@ impl Passwords {
         };
         let Some(stored_params) = verify_with(password, phc, memory)? else { return Ok(Verified::Wrong) };
         let current = PasswordHash::new(phc).is_ok_and(|parsed| parsed.version == Some(Version::V0x13.into()));
-        let rehashed = if current && self.params.matches(&stored_params) {
-            None
-        } else {
-            Some(self.hash(password, memory)?)
-        };
+        let rehashed =
+            if current && self.params.matches(&stored_params) { None } else { Some(self.hash(password, memory)?) };
         Ok(Verified::Correct { rehashed })
     }
 }

@@ -115,9 +115,8 @@ impl Address {
 
     /// The newest connection in a phase `eligible` accepts, preferring handshakes (the cheapest to lose).
     fn newest(&self, eligible: impl Fn(Phase) -> bool) -> Option<(u64, Phase)> {
-        let newest_in = |phase: Phase| {
-            self.held.iter().rev().find(|(_, held)| held.phase == phase).map(|(&id, _)| (id, phase))
-        };
+        let newest_in =
+            |phase: Phase| self.held.iter().rev().find(|(_, held)| held.phase == phase).map(|(&id, _)| (id, phase));
         [Phase::Handshake, Phase::LoggedOut].into_iter().filter(|&phase| eligible(phase)).find_map(newest_in)
     }
 }

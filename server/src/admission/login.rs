@@ -172,7 +172,10 @@ mod tests {
             fail(&mut limits, "ann", guesser(n), t0);
         }
         let again = limits.reserve("ann", guesser(0), t0);
-        assert!(matches!(again, Attempt::Refused(_)), "an address that failed waits, though its own burst is not spent");
+        assert!(
+            matches!(again, Attempt::Refused(_)),
+            "an address that failed waits, though its own burst is not spent"
+        );
         // The owner, at an address that never failed, still gets to try.
         let owner = reserved(limits.reserve("ann", A, t0));
         assert!(!owner.account, "a clean address does not even reserve from the account's bucket");

@@ -147,16 +147,33 @@ impl Client {
     }
 
     /// Completes the Noise handshake on a connected stream.
-    async fn handshake_on(mut stream: TcpStream, server: SocketAddr) -> Self {
+    async fn handshake_on(stream: TcpStream, server: SocketAddr) -> Self {
+        Self::try_handshake_on(stream, server).await.expect("the server answers the handshake")
+    }
+
+    /// Connects from `from` and says hello; `None` when the server refuses (resets the connection, or answers
+    /// with an error) instead of welcoming it.
+    pub async fn try_connect_from(server: SocketAddr, from: std::net::IpAddr) -> Option<Self> {
+        let stream = connect_from(server, from).await.ok()?;
+        let mut client = Self::try_handshake_on(stream, server).await?;
+        client.send(&ClientMessage::Hello { version: PROTOCOL_VERSION, client: "integration-test".into() }).await;
+        match tokio::time::timeout(PATIENCE, client.read_message()).await {
+            Ok(Some(ServerMessage::Welcome { .. })) => Some(client),
+            _ => None,
+        }
+    }
+
+    /// The handshake, or `None` when the server closes or resets the connection instead of answering.
+    async fn try_handshake_on(mut stream: TcpStream, server: SocketAddr) -> Option<Self> {
         let mut initiator = Initiator::new().unwrap();
         let msg1 = initiator.start().unwrap();
-        stream.write_all(&msg1).await.unwrap();
+        stream.write_all(&msg1).await.ok()?;
         let mut msg2 = [0u8; HANDSHAKE_MSG2_LEN];
-        tokio::time::timeout(PATIENCE, stream.read_exact(&mut msg2)).await.expect("handshake answer").unwrap();
+        tokio::time::timeout(PATIENCE, stream.read_exact(&mut msg2)).await.expect("handshake answer or close").ok()?;
         let (noise, _key) = initiator.finish(&msg2).unwrap();
         let mut wire = msg1;
         wire.extend_from_slice(&msg2);
-        Self {
+        Some(Self {
             server,
             stream,
             noise,
@@ -166,7 +183,7 @@ impl Client {
             next_msg_id: msg_id_base(),
             grant: None,
             wire,
-        }
+        })
     }
 
     /// Connects, handshakes and says hello.
