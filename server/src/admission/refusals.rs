@@ -31,6 +31,10 @@ pub enum Refusal {
     ShedConnection,
     /// A handshake in progress closed to make room for a newcomer from a lighter address (too many handshakes).
     ShedHandshake,
+    /// A connection closed because nobody logged in on it within the login timeout.
+    LoginTimeout,
+    /// A connection closed because a frame failed authentication (tampered with, or not from the peer).
+    TamperedFrame,
     /// A request on an established connection, refused with this error code.
     Request(ErrorCode),
 }
@@ -44,6 +48,8 @@ impl fmt::Display for Refusal {
             Refusal::HandshakesBusy => f.write_str("handshakes_busy"),
             Refusal::ShedConnection => f.write_str("shed_connection"),
             Refusal::ShedHandshake => f.write_str("shed_handshake"),
+            Refusal::LoginTimeout => f.write_str("login_timeout"),
+            Refusal::TamperedFrame => f.write_str("tampered_frame"),
             Refusal::Request(code) => write!(f, "{code:?}"),
         }
     }

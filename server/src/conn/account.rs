@@ -1,8 +1,8 @@
 //! Registration and login on one connection.
 //!
-//! Both run in the connection's own task: the expensive part, Argon2id, runs on a blocking thread through the
-//! [`PasswordService`](crate::password::PasswordService), so a class logging in at once queues behind its
-//! semaphore instead of stalling the runtime.
+//! Both run in the connection's own task: the expensive part, Argon2id, runs on the hashing threads of the
+//! [`PasswordService`](crate::password::PasswordService), so a class logging in at once queues for them instead of
+//! stalling the runtime.
 //!
 //! The order of checks is chosen so that cheap refusals come first and the expensive hash runs only for requests
 //! that could succeed, and so that nothing reveals whether an account exists: an unknown name and a wrong password

@@ -2,8 +2,8 @@
 //!
 //! Each accepted connection gets its own task running [`serve`]. The task owns the socket and the Noise session,
 //! so encryption and decryption of control frames never leave it, and it does the work that belongs to one client
-//! alone: the `Hello` version check, registration and login (password hashing runs on blocking threads behind the
-//! password service's semaphore), history pages (SQLite reads on blocking threads), and pings. Anything that
+//! alone: the `Hello` version check, registration and login (password hashing runs on the password service's own
+//! few threads), history pages (SQLite reads on blocking threads), and pings. Anything that
 //! involves other sessions — chat, presence, the user list — is a message to the hub.
 //!
 //! ## States
@@ -317,7 +317,9 @@ impl Connection {
                     return Err(End::Silent(limit));
                 }
                 () = tokio::time::sleep_until(self.login_deadline), if !logged_in => {
-                    tracing::info!(peer = %self.peer, "no login within the login timeout; closing");
+                    // Anyone can provoke this by connecting and waiting: counted, not logged one by one.
+                    self.context.admission.note_refusal(Refusal::LoginTimeout, self.peer.ip());
+                    tracing::debug!(peer = %self.peer, "no login within the login timeout; closing");
                     return Err(End::LoginTimeout);
                 }
                 changed = shutdown.changed(), if !logged_in => {
@@ -370,7 +372,8 @@ impl Connection {
         let message = match self.channel.open(frame) {
             Ok(message) => message,
             Err(OpenError::Noise(error)) => {
-                tracing::info!(peer = %self.peer, %error, "frame failed authentication; closing the connection");
+                self.context.admission.note_refusal(Refusal::TamperedFrame, self.peer.ip());
+                tracing::debug!(peer = %self.peer, %error, "frame failed authentication; closing the connection");
                 return Err(End::Tampered);
             }
             Err(OpenError::Codec(error)) => {
