@@ -3,8 +3,9 @@
 //! A chat server faces the whole classroom at once, including the student who wants to see what happens when a
 //! script sends ten thousand messages. Every resource a client can make the server spend is bounded here; the values
 //! that an operator may want to change are defaults of [`ServerConfig`](crate::ServerConfig) fields and can be set
-//! on the command line. Each rejection reaches the client as a clear error code and costs one log line; nobody
-//! else's session notices.
+//! on the command line. Each rejection reaches the client as a clear error code (or, for a connection refused at
+//! `accept`, a reset) and is counted in a summary logged every [`REFUSAL_LOG_INTERVAL`]; nobody else's session
+//! notices.
 
 use std::time::Duration;
 

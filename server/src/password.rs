@@ -49,8 +49,8 @@
 //! burst, never fail, and memory stays bounded. The memory itself is mapped from the kernel for the hashes and
 //! given back when the queue is empty ([`memory`] tells why the general allocator kept it for ever).
 
-mod memory;
-mod pool;
+pub mod memory;
+pub mod pool;
 
 use std::sync::Arc;
 

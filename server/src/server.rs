@@ -192,7 +192,7 @@ fn reset(stream: tokio::net::TcpStream) {
 /// Writes the refusal summary of the last interval, if anything was refused (see `admission::refusals`).
 fn log_refusals(admission: &Admission) {
     if let Some(report) = admission.take_refusal_report() {
-        tracing::warn!(interval_secs = REFUSAL_LOG_INTERVAL.as_secs(), refused = report.total(), "refusals: {report}");
+        tracing::info!(interval_secs = REFUSAL_LOG_INTERVAL.as_secs(), refused = report.total(), "refusals: {report}");
     }
 }
 

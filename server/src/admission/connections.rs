@@ -5,7 +5,7 @@
 //! in any count and costs no cryptography:
 //!
 //! 1. **Connections per address.** An address (see [`NetworkId`]) that already holds `max_connections_per_ip` gets
-//!    no more. (A few of these refusals are explained, see [`RefusalTicket`].)
+//!    no more. (A few of these refusals are explained, see [`RefusalTicket`](super::RefusalTicket).)
 //! 2. **Handshakes per address.** Each address has a token bucket of new connections, because every accepted
 //!    connection costs a Noise handshake: a script that connects and disconnects thousands of times a second gets
 //!    its few tokens a second and resets for the rest.
