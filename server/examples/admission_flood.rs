@@ -98,6 +98,43 @@ fn summary(label: &str, samples: &mut [Duration]) -> Duration {
     p99
 }
 
+/// Opens `count` connections and holds them, and starts `rate` new connections a second (each sends the first
+/// handshake message and hangs up) until `stop`; returns the held connections.
+async fn attack(
+    server: SocketAddr,
+    count: usize,
+    rate: f64,
+    attempts: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::net::TcpStream> {
+    const FLOODERS: usize = 16;
+    let mut flooders = tokio::task::JoinSet::new();
+    for _ in 0..FLOODERS {
+        let (attempts, stop) = (Arc::clone(&attempts), Arc::clone(&stop));
+        let period = Duration::from_secs_f64(FLOODERS as f64 / rate);
+        flooders.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let msg1 = chatlab_proto::noise::Initiator::new().unwrap().start().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                if let Ok(mut stream) = connect_from(server, ATTACKER).await {
+                    let _ = stream.write_all(&msg1).await;
+                }
+                attempts.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
+    let mut held = Vec::with_capacity(count);
+    for _ in 0..count {
+        if let Ok(stream) = connect_from(server, ATTACKER).await {
+            held.push(stream);
+        }
+    }
+    while flooders.join_next().await.is_some() {}
+    held
+}
+
 /// Logs a user in from `from`, registering the account if needed.
 async fn user(server: SocketAddr, from: IpAddr, user: &str) -> Client {
     let mut client = Client::connect_from(server, from).await;
@@ -142,40 +179,19 @@ async fn main() {
     let attack_start = Instant::now();
     let cpu_attack = args.pid.and_then(cpu_secs);
 
-    // The attack: connections held open, and a paced stream of new connections.
+    // The attack runs on a thread and runtime of its own, so that its tasks do not delay the chatters' tasks in
+    // this process (which would count against the server in the figures): connections held open, and a paced
+    // stream of new connections.
     let attempts = Arc::new(AtomicU64::new(0));
     let attack_stop = Arc::new(AtomicBool::new(false));
-    let holder = {
-        let server = args.server;
-        let count = args.connections;
-        tokio::spawn(async move {
-            let mut held = Vec::with_capacity(count);
-            for _ in 0..count {
-                if let Ok(stream) = connect_from(server, ATTACKER).await {
-                    held.push(stream);
-                }
-            }
-            held
+    let attack = {
+        let (attempts, attack_stop) = (Arc::clone(&attempts), Arc::clone(&attack_stop));
+        let (server, count, rate) = (args.server, args.connections, args.handshakes_per_sec);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(attack(server, count, rate, attempts, attack_stop))
         })
     };
-    let mut flooders = tokio::task::JoinSet::new();
-    const FLOODERS: usize = 16;
-    for _ in 0..FLOODERS {
-        let (attempts, attack_stop, server) = (Arc::clone(&attempts), Arc::clone(&attack_stop), args.server);
-        let period = Duration::from_secs_f64(FLOODERS as f64 / args.handshakes_per_sec);
-        flooders.spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let msg1 = chatlab_proto::noise::Initiator::new().unwrap().start().unwrap();
-            while !attack_stop.load(Ordering::Relaxed) {
-                tick.tick().await;
-                if let Ok(mut stream) = connect_from(server, ATTACKER).await {
-                    let _ = stream.write_all(&msg1).await;
-                }
-                attempts.fetch_add(1, Ordering::Relaxed);
-            }
-        });
-    }
 
     tokio::time::sleep(phase / 2).await;
     let mut newcomer_times = Vec::new();
@@ -215,9 +231,8 @@ async fn main() {
     let cpu_end = args.pid.and_then(cpu_secs);
     attack_stop.store(true, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
-    while flooders.join_next().await.is_some() {}
     while chatters.join_next().await.is_some() {}
-    let held = holder.await.unwrap();
+    let held = attack.join().expect("the attack thread");
 
     let all = samples.lock().await;
     let mut before: Vec<Duration> = all.iter().filter(|(at, _)| *at < attack_start).map(|(_, d)| *d).collect();
