@@ -11,8 +11,9 @@ use std::time::Duration;
 use chatlab_proto::limits::MAX_TEXT_BYTES;
 
 use crate::limits::{
-    CONTROL_IDLE_TIMEOUT, DEFAULT_FLOOD_BURST, DEFAULT_FLOOD_RATE, DEFAULT_MAX_CONNECTIONS_PER_IP, LOGIN_TIMEOUT,
-    UDP_IDLE_TIMEOUT,
+    CONTROL_IDLE_TIMEOUT, DEFAULT_FLOOD_BURST, DEFAULT_FLOOD_RATE, DEFAULT_HANDSHAKE_BURST_PER_IP,
+    DEFAULT_HANDSHAKE_RATE_PER_IP, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_REGISTRATIONS_PER_IP, LOGIN_TIMEOUT,
+    MAX_HANDSHAKES_IN_PROGRESS, REGISTRATION_PERIOD, UDP_IDLE_TIMEOUT,
 };
 use crate::net::fd_limit::default_max_connections;
 use crate::password::{DEFAULT_MAX_CONCURRENT_HASHES, PasswordParams};
@@ -38,6 +39,15 @@ pub struct ServerConfig {
     /// before the process runs out of file descriptors (see [`crate::net::fd_limit`]). Default: the open-file limit
     /// minus some headroom.
     pub max_connections: usize,
+    /// New connections (each a Noise handshake) one address may start at once: the burst of its handshake bucket.
+    pub handshake_burst_per_ip: f64,
+    /// New connections per second one address may keep up: the refill of its handshake bucket.
+    pub handshake_rate_per_ip: f64,
+    /// Connections in their handshake at once, from every address together (see
+    /// [`MAX_HANDSHAKES_IN_PROGRESS`]).
+    pub max_handshakes_in_progress: usize,
+    /// Accounts one address may create per hour: a burst of this many, refilled at this many per hour.
+    pub max_registrations_per_ip: u32,
     /// Chat messages a user (all their sessions together) may send in one burst (token-bucket capacity).
     pub flood_burst: f64,
     /// Chat messages per second a user may keep up (token-bucket refill rate).
@@ -67,6 +77,10 @@ impl Default for ServerConfig {
             server_name: format!("chatlab-server {}", env!("CARGO_PKG_VERSION")),
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_connections: default_max_connections(),
+            handshake_burst_per_ip: DEFAULT_HANDSHAKE_BURST_PER_IP,
+            handshake_rate_per_ip: DEFAULT_HANDSHAKE_RATE_PER_IP,
+            max_handshakes_in_progress: MAX_HANDSHAKES_IN_PROGRESS,
+            max_registrations_per_ip: DEFAULT_MAX_REGISTRATIONS_PER_IP,
             flood_burst: DEFAULT_FLOOD_BURST,
             flood_rate: DEFAULT_FLOOD_RATE,
             password_params: PasswordParams::default(),
@@ -105,6 +119,18 @@ impl ServerConfig {
         if self.max_connections == 0 {
             return Err(ConfigError::NotPositive("max_connections"));
         }
+        if !(self.handshake_burst_per_ip.is_finite() && self.handshake_burst_per_ip >= 1.0) {
+            return Err(ConfigError::NotPositive("handshake_burst_per_ip (at least 1)"));
+        }
+        if !(self.handshake_rate_per_ip.is_finite() && self.handshake_rate_per_ip > 0.0) {
+            return Err(ConfigError::NotPositive("handshake_rate_per_ip"));
+        }
+        if self.max_handshakes_in_progress == 0 {
+            return Err(ConfigError::NotPositive("max_handshakes_in_progress"));
+        }
+        if self.max_registrations_per_ip == 0 {
+            return Err(ConfigError::NotPositive("max_registrations_per_ip"));
+        }
         if !(self.flood_burst.is_finite() && self.flood_burst >= 1.0) {
             return Err(ConfigError::NotPositive("flood_burst (at least 1)"));
         }
@@ -132,6 +158,18 @@ impl ServerConfig {
     /// The flood-control bucket of one user.
     pub fn flood_shape(&self) -> BucketShape {
         BucketShape { capacity: self.flood_burst, refill_per_sec: self.flood_rate }
+    }
+
+    /// The handshake bucket of one address.
+    pub fn handshake_shape(&self) -> BucketShape {
+        BucketShape { capacity: self.handshake_burst_per_ip, refill_per_sec: self.handshake_rate_per_ip }
+    }
+
+    /// The registration bucket of one address: `max_registrations_per_ip` at once, refilled at that many per
+    /// [`REGISTRATION_PERIOD`].
+    pub fn registration_shape(&self) -> BucketShape {
+        let per_period = f64::from(self.max_registrations_per_ip);
+        BucketShape { capacity: per_period, refill_per_sec: per_period / REGISTRATION_PERIOD.as_secs_f64() }
     }
 
     /// The database file.
@@ -163,6 +201,22 @@ mod tests {
                 ConfigError::NotPositive("max_connections_per_ip"),
             ),
             (ServerConfig { max_connections: 0, ..ok.clone() }, ConfigError::NotPositive("max_connections")),
+            (
+                ServerConfig { handshake_burst_per_ip: 0.5, ..ok.clone() },
+                ConfigError::NotPositive("handshake_burst_per_ip (at least 1)"),
+            ),
+            (
+                ServerConfig { handshake_rate_per_ip: f64::NAN, ..ok.clone() },
+                ConfigError::NotPositive("handshake_rate_per_ip"),
+            ),
+            (
+                ServerConfig { max_handshakes_in_progress: 0, ..ok.clone() },
+                ConfigError::NotPositive("max_handshakes_in_progress"),
+            ),
+            (
+                ServerConfig { max_registrations_per_ip: 0, ..ok.clone() },
+                ConfigError::NotPositive("max_registrations_per_ip"),
+            ),
             (ServerConfig { flood_burst: 0.5, ..ok.clone() }, ConfigError::NotPositive("flood_burst (at least 1)")),
             (
                 ServerConfig { flood_burst: f64::NAN, ..ok.clone() },
@@ -194,5 +248,22 @@ mod tests {
     fn flood_shape_follows_the_config() {
         let config = ServerConfig { flood_burst: 3.0, flood_rate: 2.0, ..ServerConfig::default() };
         assert_eq!(config.flood_shape(), BucketShape { capacity: 3.0, refill_per_sec: 2.0 });
+    }
+
+    #[test]
+    fn registration_limit_is_a_burst_refilled_per_hour() {
+        let config = ServerConfig { max_registrations_per_ip: 120, ..ServerConfig::default() };
+        let shape = config.registration_shape();
+        assert_eq!(shape.capacity, 120.0);
+        assert!((shape.refill_per_sec * 3600.0 - 120.0).abs() < 1e-9, "{shape:?}");
+        let handshakes = ServerConfig { handshake_burst_per_ip: 4.0, handshake_rate_per_ip: 2.0, ..config };
+        assert_eq!(handshakes.handshake_shape(), BucketShape { capacity: 4.0, refill_per_sec: 2.0 });
+    }
+
+    #[test]
+    fn default_registration_limit_lets_a_class_of_100_behind_one_address_register_within_an_hour() {
+        let shape = ServerConfig::default().registration_shape();
+        let within_an_hour = shape.capacity + shape.refill_per_sec * REGISTRATION_PERIOD.as_secs_f64();
+        assert!(shape.capacity >= 100.0 && within_an_hour >= 100.0, "{shape:?}");
     }
 }

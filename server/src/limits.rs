@@ -3,8 +3,9 @@
 //! A chat server faces the whole classroom at once, including the student who wants to see what happens when a
 //! script sends ten thousand messages. Every resource a client can make the server spend is bounded here; the values
 //! that an operator may want to change are defaults of [`ServerConfig`](crate::ServerConfig) fields and can be set
-//! on the command line. Each rejection reaches the client as a clear error code and costs one log line; nobody
-//! else's session notices.
+//! on the command line. Each rejection reaches the client as a clear error code (or, for a connection refused at
+//! `accept`, a reset) and is counted in a summary logged every [`REFUSAL_LOG_INTERVAL`]; nobody else's session
+//! notices.
 
 use std::time::Duration;
 
@@ -34,10 +35,45 @@ pub const FALLBACK_MAX_CONNECTIONS: usize = TYPICAL_SOFT_FD_LIMIT - FD_HEADROOM;
 /// wants more says so with `--max-connections`.
 pub const MAX_DEFAULT_CONNECTIONS: usize = 65_536;
 
-/// Time between two log lines about connections refused because the server is full. A flood of connection attempts
-/// must not become a flood of log lines (which costs disk and hides everything else); each line says how many were
-/// refused since the previous one.
-pub const SERVER_FULL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Time between two summaries of refusals in the log (connections refused or shed, handshakes over their rate,
+/// requests refused). A flood of attempts must not become a flood of log lines, which costs disk and hides
+/// everything else: refusals are counted per reason, and one line per interval says how many there were and which
+/// address sent the most (see `admission::refusals`).
+pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Addresses whose refusals are counted one by one within one [`REFUSAL_LOG_INTERVAL`], so the summary can name the
+/// address that caused the most. Refusals from addresses beyond it still count in the totals; the bound keeps a
+/// flood from many addresses from growing the counter.
+pub const MAX_REFUSAL_ADDRESSES_TRACKED: usize = 1024;
+
+/// New connections one address may start at once (the burst of its handshake bucket): as many as it may hold
+/// ([`DEFAULT_MAX_CONNECTIONS_PER_IP`]), so a lab behind one NAT address can open its whole allowance together.
+/// Every accepted connection costs a Noise handshake (two X25519 operations and some hashing, about 0.1 ms of a
+/// core); without a rate one script could make the server do thousands a second. Raise it with
+/// `--handshake-burst-per-ip` for a load test from one machine.
+pub const DEFAULT_HANDSHAKE_BURST_PER_IP: f64 = 32.0;
+
+/// New connections per second one address may keep up once its burst is spent (the refill of its handshake bucket):
+/// 8 a second lets a class of 100 behind one NAT address all connect within about ten seconds, and holds a script
+/// that tries thousands a second to 8 handshakes, about 0.1 % of a core. Connections over it are closed at
+/// `accept`, before any cryptography. `--handshake-rate-per-ip` changes it.
+pub const DEFAULT_HANDSHAKE_RATE_PER_IP: f64 = 8.0;
+
+/// Connections that may be in their Noise handshake at once, from every address together. A real client finishes
+/// its handshake within one round trip; a connection that sends nothing holds its place for up to
+/// [`HANDSHAKE_TIMEOUT`]. When the bound is reached, a newcomer takes the place of a handshake of the address that
+/// holds the most (if it holds more than the newcomer's address), or is closed. 1 024 is the listen backlog: the
+/// design's "1 000 clients logging in at once" fits.
+pub const MAX_HANDSHAKES_IN_PROGRESS: usize = 1024;
+
+/// Connections refused for their address's connection cap that still get an encrypted explanation
+/// (`TooManyConnections`) instead of a bare reset: one per address every ten seconds. The student who opened one
+/// window too many learns why; a script that opens thousands gets resets, which cost no cryptography.
+pub const EXPLAINED_REFUSALS_PER_IP: BucketShape = BucketShape { capacity: 1.0, refill_per_sec: 0.1 };
+
+/// Explanations (see [`EXPLAINED_REFUSALS_PER_IP`]) being sent at once, from every address together. Each costs a
+/// handshake and holds a socket for up to [`REFUSAL_HANDSHAKE_TIMEOUT`]; past this bound refusals are plain resets.
+pub const MAX_EXPLAINED_REFUSALS_IN_PROGRESS: usize = 16;
 
 /// Control frames a connection may send before it has logged in: enough for a hello, a registration and a few
 /// login attempts. A client that keeps talking without authenticating is not a chat client.
@@ -54,16 +90,29 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed between connecting and logging in: enough for a person typing a password at a prompt.
 pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Failed logins per account: a burst of 5, then one every 12 s (5 a minute). Enough for a student who mistypes,
-/// far too slow for guessing a password.
-pub const LOGIN_FAILURES_PER_ACCOUNT: BucketShape = BucketShape { capacity: 5.0, refill_per_sec: 1.0 / 12.0 };
+/// Failed logins for one account from one address: a burst of 5, then one every 30 s. Enough for a student who
+/// mistypes, far too slow for guessing a password. Keyed by account *and* address, so failures from an attacker's
+/// address never lock the owner out at theirs (see `admission::login`).
+pub const LOGIN_FAILURES_PER_ACCOUNT_AND_IP: BucketShape = BucketShape { capacity: 5.0, refill_per_sec: 1.0 / 30.0 };
 
-/// Failed logins per IP address: a burst of 20, then one every 3 s. Higher than per account because a whole lab may
-/// sit behind one NAT address; it stops one machine from trying many accounts.
+/// Failed logins for one account from all addresses together: a burst of 20, then one a minute. It slows a guesser
+/// who spreads attempts over many addresses. It is only ever charged by failures and only ever refuses addresses
+/// that have failed for this account themselves: a correct password from an address without failures is never
+/// refused because of it.
+pub const LOGIN_FAILURES_PER_ACCOUNT: BucketShape = BucketShape { capacity: 20.0, refill_per_sec: 1.0 / 60.0 };
+
+/// Failed logins per IP address, whatever the account: a burst of 20, then one every 3 s. Higher than per account
+/// because a whole lab may sit behind one NAT address; it stops one machine from trying many accounts.
 pub const LOGIN_FAILURES_PER_IP: BucketShape = BucketShape { capacity: 20.0, refill_per_sec: 1.0 / 3.0 };
 
-/// Registrations per IP address: a burst of 10, then one a minute, so a script cannot fill the user table.
-pub const REGISTRATIONS_PER_IP: BucketShape = BucketShape { capacity: 10.0, refill_per_sec: 1.0 / 60.0 };
+/// Accounts one address may create per hour by default (`--max-registrations-per-ip`): all 100 at once, then the
+/// allowance refills at 100 an hour (one every 36 s). A class of 100 behind one school NAT registers in its first
+/// minutes; a script that fills the user table gets 100 names an hour from each address it owns.
+pub const DEFAULT_MAX_REGISTRATIONS_PER_IP: u32 = 100;
+
+/// The period of the registration allowance: `--max-registrations-per-ip N` means a burst of N, refilled at N per
+/// this period.
+pub const REGISTRATION_PERIOD: Duration = Duration::from_secs(3600);
 
 /// Users whose flood buckets the hub remembers at most. A bucket is forgotten once it has refilled (it then carries
 /// no information), so this bounds only users who flooded within the last few seconds; with the map full of those,

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chatlab_server::limits::{
-    DEFAULT_FLOOD_BURST, DEFAULT_FLOOD_RATE, DEFAULT_MAX_CONNECTIONS_PER_IP, UDP_IDLE_TIMEOUT,
+    DEFAULT_FLOOD_BURST, DEFAULT_FLOOD_RATE, DEFAULT_HANDSHAKE_BURST_PER_IP, DEFAULT_HANDSHAKE_RATE_PER_IP,
+    DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_REGISTRATIONS_PER_IP, UDP_IDLE_TIMEOUT,
 };
 use chatlab_server::net::fd_limit::default_max_connections;
 use chatlab_server::password::{ARGON2_ITERATIONS, ARGON2_MEMORY_KIB, DEFAULT_MAX_CONCURRENT_HASHES, PasswordParams};
@@ -43,11 +44,26 @@ struct Args {
     #[arg(long, env = "CHATLAB_MAX_CONNECTIONS", default_value_t = default_max_connections())]
     max_connections: usize,
 
-    /// Chat messages a session may send in one burst.
+    /// New connections one address may start at once (each costs the server a Noise handshake); more are reset
+    /// before any cryptography. Raise it for a load test from one machine.
+    #[arg(long, env = "CHATLAB_HANDSHAKE_BURST_PER_IP", default_value_t = DEFAULT_HANDSHAKE_BURST_PER_IP)]
+    handshake_burst_per_ip: f64,
+
+    /// New connections per second one address may keep up once its burst is spent.
+    #[arg(long, env = "CHATLAB_HANDSHAKE_RATE_PER_IP", default_value_t = DEFAULT_HANDSHAKE_RATE_PER_IP)]
+    handshake_rate_per_ip: f64,
+
+    /// Accounts one address may create per hour: N at once, then the allowance refills at N an hour (one every
+    /// 3600/N s). A whole IPv6 /64 counts as one address; a class behind one NAT shares one allowance.
+    #[arg(long, env = "CHATLAB_MAX_REGISTRATIONS_PER_IP", default_value_t = DEFAULT_MAX_REGISTRATIONS_PER_IP)]
+    max_registrations_per_ip: u32,
+
+    /// Chat messages a user may send in one burst, all their sessions together (logging in again does not
+    /// refill it).
     #[arg(long, env = "CHATLAB_FLOOD_BURST", default_value_t = DEFAULT_FLOOD_BURST)]
     flood_burst: f64,
 
-    /// Chat messages per second a session may keep up.
+    /// Chat messages per second a user may keep up, all their sessions together.
     #[arg(long, env = "CHATLAB_FLOOD_RATE", default_value_t = DEFAULT_FLOOD_RATE)]
     flood_rate: f64,
 
@@ -89,6 +105,10 @@ impl Args {
             server_name: self.server_name.clone().unwrap_or(defaults.server_name),
             max_connections_per_ip: self.max_connections_per_ip,
             max_connections: self.max_connections,
+            handshake_burst_per_ip: self.handshake_burst_per_ip,
+            handshake_rate_per_ip: self.handshake_rate_per_ip,
+            max_handshakes_in_progress: defaults.max_handshakes_in_progress,
+            max_registrations_per_ip: self.max_registrations_per_ip,
             flood_burst: self.flood_burst,
             flood_rate: self.flood_rate,
             password_params: PasswordParams {
@@ -250,12 +270,29 @@ mod tests {
             "2000",
             "--server-name",
             "lab 3",
+            "--max-registrations-per-ip",
+            "250",
+            "--handshake-burst-per-ip",
+            "1000",
+            "--handshake-rate-per-ip",
+            "500",
         ])
         .unwrap();
         let config = args.config();
         assert_eq!(args.listen.port(), 9000);
         assert_eq!((config.flood_rate, config.max_connections_per_ip, config.max_connections), (1000.0, 500, 2000));
         assert_eq!(config.server_name, "lab 3");
+        assert_eq!(config.max_registrations_per_ip, 250);
+        assert_eq!((config.handshake_burst_per_ip, config.handshake_rate_per_ip), (1000.0, 500.0));
+    }
+
+    #[test]
+    fn flood_help_says_per_user_not_per_session() {
+        use clap::CommandFactory;
+        let help = Args::command().render_long_help().to_string();
+        let flood: Vec<&str> = help.lines().skip_while(|line| !line.contains("--flood-burst")).take(3).collect();
+        let flood = flood.join(" ");
+        assert!(flood.contains("user") && !flood.contains("session may"), "{flood}");
     }
 
     #[test]

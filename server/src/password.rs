@@ -27,24 +27,40 @@
 //!
 //! If a login for an unknown name returned at once while a login for a real name spent 30 ms in Argon2, anyone
 //! could list the accounts by timing failed logins. [`Passwords::verify`] therefore takes the stored hash as an
-//! `Option`: for an unknown user it verifies the password against a **dummy hash** with the same parameters,
-//! computed once at startup from a random password nobody knows, and then answers "wrong". Both paths do one
-//! Argon2 computation, so they take the same time.
+//! `Option`: for an unknown user it verifies the password against a **dummy hash** with the server's current
+//! parameters, computed at startup from a random password nobody knows, and then answers "wrong". Both paths do
+//! one Argon2 computation, so they take the same time.
 //!
-//! ## Hashing off the async runtime, behind a semaphore
+//! ## Raising the cost later
+//!
+//! Hardware gets faster, so the cost should rise over the years (`--password-memory-kib`,
+//! `--password-iterations`). Old hashes keep their own parameters and still verify; at the next successful login
+//! the server has the password in hand, hashes it again with the current parameters and stores the new hash
+//! ([`Verified::Correct`] carries it). Until an account has logged in once after a change, a wrong password for it
+//! costs the *old* parameters' time, so timing can tell such accounts from unknown names (which cost the new
+//! parameters'); the window closes as people log in.
+//!
+//! ## Hashing off the async runtime, on a few threads of its own
 //!
 //! One hash takes tens of milliseconds of CPU and 19 MiB of memory. Run on an async task, it would freeze
 //! every connection sharing that runtime thread; run 1 000 at once (a class logging in together), it would need
-//! 19 GB. [`PasswordService`] runs each hash on tokio's blocking thread pool and admits at most
-//! [`DEFAULT_MAX_CONCURRENT_HASHES`] at a time through a semaphore; the rest wait in line, in order, costing only
-//! a small future each. Logins get slower under a burst, never fail, and memory stays bounded.
+//! 19 GB. [`PasswordService`] runs every hash on a fixed pool of [`DEFAULT_MAX_CONCURRENT_HASHES`] threads
+//! ([`pool`]); the rest wait in line, in order, costing only a small closure each. Logins get slower under a
+//! burst, never fail, and memory stays bounded. The memory itself is mapped from the kernel for the hashes and
+//! given back when the queue is empty ([`memory`] tells why the general allocator kept it for ever).
+
+pub mod memory;
+pub mod pool;
 
 use std::sync::Arc;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
+
+pub use self::memory::HashMemory;
+use self::pool::HashPool;
 
 /// Argon2 memory cost in KiB: 19 MiB, the OWASP Password Storage Cheat Sheet's minimum recommended configuration
 /// for Argon2id (m = 19 MiB, t = 2, p = 1). Large enough that GPUs and ASICs lose their parallelism advantage,
@@ -75,11 +91,14 @@ pub const MAX_VERIFY_ITERATIONS: u32 = 64;
 /// Largest lane count a stored hash may ask for when verified, for the same reason as [`MAX_VERIFY_MEMORY_KIB`].
 pub const MAX_VERIFY_PARALLELISM: u32 = 16;
 
-/// Hashes computed at the same time by a [`PasswordService`]. Each needs [`ARGON2_MEMORY_KIB`] (19 MiB) and
-/// keeps one core busy for tens of milliseconds, so more hashes than cores add memory without adding throughput.
-/// Four keeps a small server's cores busy with at most 76 MiB of hashing memory; a burst of 1 000 logins queues
-/// behind the semaphore instead of allocating 19 GB.
+/// Hashes computed at the same time by a [`PasswordService`]: the threads of its pool. Each hash needs
+/// [`ARGON2_MEMORY_KIB`] (19 MiB) and keeps one core busy for tens of milliseconds, so more hashes than cores add
+/// memory without adding throughput. Four keeps a small server's cores busy with at most 76 MiB of hashing memory,
+/// given back when the burst is over; a burst of 1 000 logins queues instead of allocating 19 GB.
 pub const DEFAULT_MAX_CONCURRENT_HASHES: usize = 4;
+
+/// Room for a stored hash's salt once decoded: a PHC salt is at most 64 base64 characters (48 bytes).
+const SALT_DECODE_BUFFER_BYTES: usize = 64;
 
 /// Bytes of randomness in the unknown password behind the dummy hash: 32 bytes cannot be guessed.
 const DUMMY_PASSWORD_BYTES: usize = 32;
@@ -103,6 +122,9 @@ pub enum PasswordError {
     /// Hashing itself failed (only with parameters Argon2 cannot run).
     #[error("password hashing failed: {0}")]
     Hashing(argon2::password_hash::Error),
+    /// The memory for the hash could not be mapped.
+    #[error("could not get memory for hashing: {0}")]
+    Memory(std::io::Error),
     /// The [`PasswordService`] was shut down (the server is stopping).
     #[error("password service is shut down")]
     ServiceClosed,
@@ -133,6 +155,11 @@ impl PasswordParams {
             .map_err(PasswordError::InvalidParams)?;
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
+
+    /// Whether a hash with these costs was made with `self`.
+    fn matches(&self, params: &Params) -> bool {
+        (params.m_cost(), params.t_cost(), params.p_cost()) == (self.memory_kib, self.iterations, self.parallelism)
+    }
 }
 
 impl Default for PasswordParams {
@@ -148,16 +175,10 @@ fn check_length(password: &str) -> Result<(), PasswordError> {
     Ok(())
 }
 
-/// Hashes `password` with Argon2id, a fresh random salt and `params`; returns the PHC string to store.
+/// Hashes `password` with Argon2id, a fresh random salt and `params`; returns the PHC string to store. Maps its
+/// memory for this one hash (see [`Passwords::hash`] for the reusing version the server runs).
 pub fn hash_password(password: &str, params: &PasswordParams) -> Result<String, PasswordError> {
-    check_length(password)?;
-    let argon2 = params.argon2()?;
-    // rand's thread RNG is a CSPRNG seeded from the operating system: fit for salts.
-    let mut salt_bytes = [0u8; SALT_BYTES];
-    rand::rng().fill_bytes(&mut salt_bytes);
-    let salt = SaltString::encode_b64(&salt_bytes).map_err(PasswordError::Hashing)?;
-    let hash = argon2.hash_password(password.as_bytes(), &salt).map_err(PasswordError::Hashing)?;
-    Ok(hash.to_string())
+    hash_with(password, params, &mut HashMemory::new())
 }
 
 /// Checks `password` against a stored PHC string. `Ok(false)` means "wrong password"; `Err` means the stored
@@ -165,6 +186,34 @@ pub fn hash_password(password: &str, params: &PasswordParams) -> Result<String, 
 ///
 /// The parameters and salt come from the PHC string itself. The comparison of the final hash is constant-time.
 pub fn verify_password(password: &str, phc: &str) -> Result<bool, PasswordError> {
+    verify_with(password, phc, &mut HashMemory::new()).map(|checked| checked.is_some())
+}
+
+/// [`hash_password`] in `memory`.
+fn hash_with(password: &str, params: &PasswordParams, memory: &mut HashMemory) -> Result<String, PasswordError> {
+    check_length(password)?;
+    let argon2 = params.argon2()?;
+    // rand's thread RNG is a CSPRNG seeded from the operating system: fit for salts.
+    let mut salt_bytes = [0u8; SALT_BYTES];
+    rand::rng().fill_bytes(&mut salt_bytes);
+    let salt = SaltString::encode_b64(&salt_bytes).map_err(PasswordError::Hashing)?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let blocks = memory.blocks(argon2.params().block_count()).map_err(PasswordError::Memory)?;
+    argon2
+        .hash_password_into_with_memory(password.as_bytes(), &salt_bytes, &mut out, blocks)
+        .map_err(|error| PasswordError::Hashing(error.into()))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon2.params()).map_err(PasswordError::Hashing)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(PasswordError::Hashing)?),
+    };
+    Ok(hash.to_string())
+}
+
+/// [`verify_password`] in `memory`: `Some(params)` (the stored hash's costs) when the password is right.
+fn verify_with(password: &str, phc: &str, memory: &mut HashMemory) -> Result<Option<Params>, PasswordError> {
     check_length(password)?;
     let parsed = PasswordHash::new(phc).map_err(PasswordError::MalformedHash)?;
     if parsed.algorithm != Algorithm::Argon2id.ident() {
@@ -172,27 +221,52 @@ pub fn verify_password(password: &str, phc: &str) -> Result<bool, PasswordError>
     }
     // Check the costs before anything allocates the memory they ask for.
     let cost = |name: &str| parsed.params.get_decimal(name).unwrap_or(0);
-    let (memory, iterations, lanes) = (cost("m"), cost("t"), cost("p"));
-    if memory > MAX_VERIFY_MEMORY_KIB || iterations > MAX_VERIFY_ITERATIONS || lanes > MAX_VERIFY_PARALLELISM {
+    let (memory_kib, iterations, lanes) = (cost("m"), cost("t"), cost("p"));
+    if memory_kib > MAX_VERIFY_MEMORY_KIB || iterations > MAX_VERIFY_ITERATIONS || lanes > MAX_VERIFY_PARALLELISM {
         return Err(PasswordError::UnsupportedHash(format!(
-            "costs m={memory} t={iterations} p={lanes} exceed the limits"
+            "costs m={memory_kib} t={iterations} p={lanes} exceed the limits"
         )));
     }
-    Params::try_from(&parsed).map_err(PasswordError::MalformedHash)?;
+    let params = Params::try_from(&parsed).map_err(PasswordError::MalformedHash)?;
     // Without a salt and an output there is nothing to compare against; the library would just say "wrong
     // password", hiding a damaged record.
-    if parsed.salt.is_none() || parsed.hash.is_none() {
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
         return Err(PasswordError::MalformedHash(argon2::password_hash::Error::PhcStringField));
-    }
-    match Argon2::default().verify_password(password.as_bytes(), &parsed) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::Password) => Ok(false),
-        Err(other) => Err(PasswordError::MalformedHash(other)),
-    }
+    };
+    let malformed = |error: argon2::Error| PasswordError::MalformedHash(error.into());
+    let version = parsed.version.map_or(Ok(Version::default()), Version::try_from).map_err(malformed)?;
+    let mut salt_buffer = [0u8; SALT_DECODE_BUFFER_BYTES];
+    let salt_bytes = salt.decode_b64(&mut salt_buffer).map_err(PasswordError::MalformedHash)?;
+    let mut out_buffer = [0u8; Output::MAX_LENGTH];
+    let out = out_buffer.get_mut(..expected.len()).ok_or(PasswordError::MalformedHash(
+        argon2::password_hash::Error::OutputSize {
+            provided: std::cmp::Ordering::Greater,
+            expected: Output::MAX_LENGTH,
+        },
+    ))?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, version, params.clone());
+    let blocks = memory.blocks(params.block_count()).map_err(PasswordError::Memory)?;
+    argon2.hash_password_into_with_memory(password.as_bytes(), salt_bytes, out, blocks).map_err(malformed)?;
+    // `Output`'s equality is constant-time: how many leading bytes match does not show in the timing.
+    let computed = Output::new(out).map_err(PasswordError::MalformedHash)?;
+    Ok((computed == expected).then_some(params))
+}
+
+/// The outcome of checking a login's password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// Unknown user, or wrong password (deliberately one answer).
+    Wrong,
+    /// The password is right. `rehashed` is a new hash of it with the server's current parameters when the stored
+    /// one was made with others: store it in place of the old one.
+    Correct {
+        /// The upgraded PHC string, if the stored one has outdated parameters.
+        rehashed: Option<String>,
+    },
 }
 
 /// Hashing and verification with fixed parameters and a dummy hash for unknown users (synchronous; see
-/// [`PasswordService`] for the async, rate-limited face).
+/// [`PasswordService`] for the async face the server uses).
 #[derive(Debug, Clone)]
 pub struct Passwords {
     params: PasswordParams,
@@ -200,13 +274,13 @@ pub struct Passwords {
 }
 
 impl Passwords {
-    /// Prepares hashing with `params`, computing the dummy hash once (this costs one hash).
-    pub fn new(params: PasswordParams) -> Result<Self, PasswordError> {
+    /// Prepares hashing with `params`, computing the dummy hash once in `memory` (this costs one hash).
+    pub fn new(params: PasswordParams, memory: &mut HashMemory) -> Result<Self, PasswordError> {
         let mut secret = [0u8; DUMMY_PASSWORD_BYTES];
         rand::rng().fill_bytes(&mut secret);
         // Base64 of random bytes: printable, well within MAX_PASSWORD_BYTES, and never typed by anyone.
         let unknown_password = SaltString::encode_b64(&secret).map_err(PasswordError::Hashing)?;
-        let dummy_phc = hash_password(unknown_password.as_str(), &params)?;
+        let dummy_phc = hash_with(unknown_password.as_str(), &params, memory)?;
         Ok(Self { params, dummy_phc })
     }
 
@@ -216,96 +290,103 @@ impl Passwords {
     }
 
     /// Hashes a new password (registration, password change).
-    pub fn hash(&self, password: &str) -> Result<String, PasswordError> {
-        hash_password(password, &self.params)
+    pub fn hash(&self, password: &str, memory: &mut HashMemory) -> Result<String, PasswordError> {
+        hash_with(password, &self.params, memory)
     }
 
     /// Checks a login. `stored_phc` is the user's stored hash, or `None` when no such user exists; then the
     /// password is checked against the dummy hash — the same work as for a real user — and the answer is
-    /// `false`. Callers should answer "unknown user" and "wrong password" with the same error.
-    pub fn verify(&self, password: &str, stored_phc: Option<&str>) -> Result<bool, PasswordError> {
-        match stored_phc {
-            Some(phc) => verify_password(password, phc),
-            None => {
-                self.dummy_verify(password)?;
-                Ok(false)
-            }
-        }
-    }
-
-    /// Spends exactly the time of a real verification, against the dummy hash, and discards the answer.
-    pub fn dummy_verify(&self, password: &str) -> Result<(), PasswordError> {
-        verify_password(password, &self.dummy_phc).map(|_| ())
+    /// [`Verified::Wrong`]. Callers should answer "unknown user" and "wrong password" with the same error. A right
+    /// password whose stored hash has other parameters than the current ones is hashed again (a second hash, only
+    /// this once per account).
+    pub fn verify(
+        &self,
+        password: &str,
+        stored_phc: Option<&str>,
+        memory: &mut HashMemory,
+    ) -> Result<Verified, PasswordError> {
+        let Some(phc) = stored_phc else {
+            verify_with(password, &self.dummy_phc, memory)?;
+            return Ok(Verified::Wrong);
+        };
+        let Some(stored_params) = verify_with(password, phc, memory)? else { return Ok(Verified::Wrong) };
+        let current = PasswordHash::new(phc).is_ok_and(|parsed| parsed.version == Some(Version::V0x13.into()));
+        let rehashed =
+            if current && self.params.matches(&stored_params) { None } else { Some(self.hash(password, memory)?) };
+        Ok(Verified::Correct { rehashed })
     }
 }
 
-/// Async password hashing for the server: every hash runs on tokio's blocking pool, at most
-/// `max_concurrent` at a time (see the module documentation). Cheap to clone; clones share the limit.
+/// Async password hashing for the server: every hash runs on a fixed pool of threads, at most `max_concurrent`
+/// at a time (see the module documentation). Cheap to clone; clones share the pool.
 #[derive(Debug, Clone)]
 pub struct PasswordService {
     passwords: Arc<Passwords>,
-    semaphore: Arc<Semaphore>,
+    pool: Arc<HashPool>,
 }
 
 impl PasswordService {
-    /// A service with `params` and at most `max_concurrent` simultaneous hashes (at least 1). Computes the
-    /// dummy hash, so call it once at startup, outside the async runtime's hot path.
+    /// A service with `params` and a pool of `max_concurrent` hashing threads (at least 1). Computes the dummy
+    /// hash on the pool and waits for it, so call it once at startup, off the async runtime's hot path.
     pub fn new(params: PasswordParams, max_concurrent: usize) -> Result<Self, PasswordError> {
-        Ok(Self {
-            passwords: Arc::new(Passwords::new(params)?),
-            semaphore: Arc::new(Semaphore::new(max_concurrent.max(1))),
-        })
+        let pool = HashPool::new(max_concurrent).map_err(PasswordError::Memory)?;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        pool.submit(Box::new(move |memory: &mut HashMemory| {
+            let _ = sender.send(Passwords::new(params, memory));
+        }))
+        .map_err(|_| PasswordError::ServiceClosed)?;
+        let passwords = receiver.recv().map_err(|_| PasswordError::ServiceClosed)??;
+        Ok(Self { passwords: Arc::new(passwords), pool: Arc::new(pool) })
     }
 
-    /// The synchronous hasher inside, for callers already on a blocking thread.
-    pub fn passwords(&self) -> &Passwords {
-        &self.passwords
+    /// The parameters new hashes get.
+    pub fn params(&self) -> PasswordParams {
+        self.passwords.params()
     }
 
     /// Hashes a new password off the runtime.
     pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
-        self.run(move |passwords| passwords.hash(&password)).await
+        self.run(move |passwords, memory| passwords.hash(&password, memory)).await
     }
 
     /// Checks a login off the runtime; `stored_phc` is `None` for an unknown user (see [`Passwords::verify`]).
-    pub async fn verify(&self, password: String, stored_phc: Option<String>) -> Result<bool, PasswordError> {
-        self.run(move |passwords| passwords.verify(&password, stored_phc.as_deref())).await
+    pub async fn verify(&self, password: String, stored_phc: Option<String>) -> Result<Verified, PasswordError> {
+        self.run(move |passwords, memory| passwords.verify(&password, stored_phc.as_deref(), memory)).await
     }
 
-    /// Refuses all later requests with [`PasswordError::ServiceClosed`] (requests already hashing finish).
+    /// Refuses all later requests with [`PasswordError::ServiceClosed`] (requests already queued finish).
     /// Called at server shutdown so a queue of logins does not keep the process alive.
     pub fn shutdown(&self) {
-        self.semaphore.close();
+        self.pool.close();
     }
 
     async fn run<T, F>(&self, work: F) -> Result<T, PasswordError>
     where
         T: Send + 'static,
-        F: FnOnce(&Passwords) -> Result<T, PasswordError> + Send + 'static,
+        F: FnOnce(&Passwords, &mut HashMemory) -> Result<T, PasswordError> + Send + 'static,
     {
-        let permit = Arc::clone(&self.semaphore).acquire_owned().await.map_err(|_| PasswordError::ServiceClosed)?;
+        let (sender, receiver) = oneshot::channel();
         let passwords = Arc::clone(&self.passwords);
-        // The permit moves into the blocking closure: it is released when the hash is *done*, not when the
-        // caller stops waiting. A client that disconnects mid-login cancels our future, but the blocking hash
-        // keeps running and keeps its memory — so it must keep its place in the limit too.
-        let handle = tokio::task::spawn_blocking(move || {
-            let result = work(&passwords);
-            drop(permit);
-            result
-        });
-        match handle.await {
-            Ok(result) => result,
-            // A panic inside Argon2 is a bug: let it surface rather than turn it into a login failure.
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            // Cancelled: only happens when the runtime itself is shutting down.
-            Err(_) => Err(PasswordError::ServiceClosed),
-        }
+        self.pool
+            .submit(Box::new(move |memory: &mut HashMemory| {
+                // The caller gave up while this waited (its client disconnected): nobody wants the answer, so the
+                // hash is not computed at all.
+                if sender.is_closed() {
+                    return;
+                }
+                let _ = sender.send(work(&passwords, memory));
+            }))
+            .map_err(|_| PasswordError::ServiceClosed)?;
+        // The sender is dropped unanswered only if the job panicked (a bug, reported by the pool thread's panic
+        // message) or the pool shut down first.
+        receiver.await.map_err(|_| PasswordError::ServiceClosed)?
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
@@ -367,7 +448,7 @@ mod tests {
     fn invalid_params_are_an_error() {
         let bad = PasswordParams { memory_kib: 0, ..FAST };
         assert!(matches!(hash_password("pw", &bad), Err(PasswordError::InvalidParams(_))));
-        assert!(matches!(Passwords::new(bad), Err(PasswordError::InvalidParams(_))));
+        assert!(matches!(Passwords::new(bad, &mut HashMemory::new()), Err(PasswordError::InvalidParams(_))));
     }
 
     #[test]
@@ -400,38 +481,73 @@ mod tests {
     }
 
     #[test]
+    fn our_hashes_verify_with_the_argon2_library_itself() {
+        // `hash_with` builds the PHC string by hand around a hash computed in our own memory: the library's own
+        // verifier must accept it, and reject a wrong password.
+        let phc = hash_password("cross-check", &FAST).unwrap();
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(Argon2::default().verify_password(b"cross-check", &parsed).is_ok());
+        assert!(Argon2::default().verify_password(b"cross-chek", &parsed).is_err());
+    }
+
+    #[test]
     fn unknown_user_runs_the_dummy_and_is_refused() {
-        let passwords = Passwords::new(FAST).unwrap();
+        let memory = &mut HashMemory::new();
+        let passwords = Passwords::new(FAST, memory).unwrap();
         assert_eq!(passwords.params(), FAST);
         assert!(passwords.dummy_phc.starts_with("$argon2id$v=19$m=8,t=1,p=1$"));
-        assert!(!passwords.verify("anything", None).unwrap());
-        assert!(!passwords.verify("", None).unwrap());
-        passwords.dummy_verify("whatever").unwrap();
+        assert_eq!(passwords.verify("anything", None, memory).unwrap(), Verified::Wrong);
+        assert_eq!(passwords.verify("", None, memory).unwrap(), Verified::Wrong);
         let long = "x".repeat(MAX_PASSWORD_BYTES + 1);
-        assert!(matches!(passwords.verify(&long, None), Err(PasswordError::TooLong)));
-        let phc = passwords.hash("hunter2").unwrap();
-        assert!(passwords.verify("hunter2", Some(&phc)).unwrap());
-        assert!(!passwords.verify("hunter3", Some(&phc)).unwrap());
+        assert!(matches!(passwords.verify(&long, None, memory), Err(PasswordError::TooLong)));
+        let phc = passwords.hash("hunter2", memory).unwrap();
+        assert_eq!(passwords.verify("hunter2", Some(&phc), memory).unwrap(), Verified::Correct { rehashed: None });
+        assert_eq!(passwords.verify("hunter3", Some(&phc), memory).unwrap(), Verified::Wrong);
     }
 
     #[test]
     fn dummy_hash_uses_the_same_params_as_real_ones() {
         // Same parameters ⇒ same amount of work ⇒ no timing difference between known and unknown users.
-        let passwords = Passwords::new(PasswordParams::RECOMMENDED).unwrap();
-        let real = passwords.hash("pw").unwrap();
+        let memory = &mut HashMemory::new();
+        let passwords = Passwords::new(PasswordParams::RECOMMENDED, memory).unwrap();
+        let real = passwords.hash("pw", memory).unwrap();
         let params_of = |phc: &str| phc.split('$').nth(3).map(str::to_owned);
         assert_eq!(params_of(&real), params_of(&passwords.dummy_phc));
+    }
+
+    #[test]
+    fn hash_is_upgraded_after_a_parameter_change() {
+        let memory = &mut HashMemory::new();
+        let old = Passwords::new(FAST, memory).unwrap();
+        let stored = old.hash("s3cret", memory).unwrap();
+        let stronger = PasswordParams { memory_kib: 16, iterations: 2, parallelism: 1 };
+        let new = Passwords::new(stronger, memory).unwrap();
+        assert!(new.dummy_phc.contains("$m=16,t=2,p=1$"), "the dummy follows the current parameters");
+        assert_eq!(new.verify("wrong", Some(&stored), memory).unwrap(), Verified::Wrong, "no upgrade on a failure");
+        let Verified::Correct { rehashed: Some(upgraded) } = new.verify("s3cret", Some(&stored), memory).unwrap()
+        else {
+            panic!("a right password with old parameters is hashed again");
+        };
+        assert!(upgraded.starts_with("$argon2id$v=19$m=16,t=2,p=1$"), "{upgraded}");
+        assert_eq!(new.verify("s3cret", Some(&upgraded), memory).unwrap(), Verified::Correct { rehashed: None });
+        // Lowering the cost is an operator's choice too: hashes follow it down.
+        let Verified::Correct { rehashed: Some(lowered) } = old.verify("s3cret", Some(&upgraded), memory).unwrap()
+        else {
+            panic!("hashes follow the parameters down as well");
+        };
+        assert!(lowered.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{lowered}");
     }
 
     #[tokio::test]
     async fn service_hashes_and_verifies() {
         let service = PasswordService::new(FAST, 2).unwrap();
+        assert_eq!(service.params(), FAST);
         let phc = service.hash("s3cret".to_owned()).await.unwrap();
-        assert!(service.verify("s3cret".to_owned(), Some(phc.clone())).await.unwrap());
-        assert!(!service.verify("wrong".to_owned(), Some(phc)).await.unwrap());
-        assert!(!service.verify("s3cret".to_owned(), None).await.unwrap());
+        let correct = Verified::Correct { rehashed: None };
+        assert_eq!(service.verify("s3cret".to_owned(), Some(phc.clone())).await.unwrap(), correct);
+        assert_eq!(service.verify("wrong".to_owned(), Some(phc)).await.unwrap(), Verified::Wrong);
+        assert_eq!(service.verify("s3cret".to_owned(), None).await.unwrap(), Verified::Wrong);
         assert!(matches!(service.hash("x".repeat(MAX_PASSWORD_BYTES + 1)).await, Err(PasswordError::TooLong)));
-        assert!(service.passwords().hash("sync").is_ok());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -447,12 +563,12 @@ mod tests {
             let (running, peak) = (Arc::clone(&running), Arc::clone(&peak));
             tasks.spawn(async move {
                 service
-                    .run(move |passwords| {
+                    .run(move |passwords, memory| {
                         let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                         peak.fetch_max(now, Ordering::SeqCst);
                         // Hold the slot a little so overlapping requests would be caught.
                         std::thread::sleep(Duration::from_millis(1));
-                        let phc = passwords.hash(&format!("pw{i}"));
+                        let phc = passwords.hash(&format!("pw{i}"), memory);
                         running.fetch_sub(1, Ordering::SeqCst);
                         phc
                     })
@@ -470,30 +586,44 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn cancelled_caller_keeps_its_slot_until_the_hash_ends() {
+    async fn a_caller_that_gave_up_while_waiting_costs_no_hash() {
         let service = PasswordService::new(FAST, 1).unwrap();
         let release = Arc::new(std::sync::Barrier::new(2));
         let hold = Arc::clone(&release);
-        let blocked = {
+        // Occupy the only thread until the test says so.
+        let busy = {
             let service = service.clone();
             tokio::spawn(async move {
                 service
-                    .run(move |_| {
+                    .run(move |_, _| {
                         hold.wait();
                         Ok(())
                     })
                     .await
             })
         };
-        // Give the first request time to take the only permit, then abandon it.
-        while service.semaphore.available_permits() != 0 {
+        let hashed = Arc::new(AtomicUsize::new(0));
+        let abandoned = {
+            let (service, hashed) = (service.clone(), Arc::clone(&hashed));
+            tokio::spawn(async move {
+                service
+                    .run(move |_, _| {
+                        hashed.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        while service.pool.queued() == 0 {
             tokio::task::yield_now().await;
         }
-        blocked.abort();
-        let second = tokio::time::timeout(Duration::from_millis(50), service.hash("pw".to_owned())).await;
-        assert!(second.is_err(), "second hash ran while the first was still hashing");
+        abandoned.abort();
+        let _ = abandoned.await;
         release.wait();
+        busy.await.unwrap().unwrap();
+        // A request queued after the abandoned one runs, so the abandoned one had its turn before it.
         service.hash("pw".to_owned()).await.unwrap();
+        assert_eq!(hashed.load(Ordering::SeqCst), 0, "nobody waited for that hash, so it was never computed");
     }
 
     #[tokio::test]
@@ -507,7 +637,6 @@ mod tests {
     #[tokio::test]
     async fn zero_limit_is_raised_to_one() {
         let service = PasswordService::new(FAST, 0).unwrap();
-        assert_eq!(service.semaphore.available_permits(), 1);
         assert!(service.hash("pw".to_owned()).await.is_ok());
     }
 }

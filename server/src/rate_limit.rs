@@ -10,6 +10,16 @@
 //! completely (and so carry no information) are forgotten first, and if none has, the action is refused, which
 //! errs on the side of safety.
 //!
+//! ## Reserving a token before the expensive part
+//!
+//! Some actions are judged only after an expensive step: a login costs one token only if the password turns out
+//! wrong, and the password check takes tens of milliseconds. Looking at the bucket first and charging it after the
+//! check would let fifty parallel attempts all pass the look while the first check still runs. So such an action
+//! **reserves** a token ([`KeyedBuckets::reserve`]) and later **settles** it ([`KeyedBuckets::settle`]): charged
+//! (the token stays spent) or not (it goes back). A bucket whose tokens are all reserved answers
+//! [`Reserve::Busy`] rather than "empty": the attempts in flight may well give their tokens back, so the caller
+//! waits for them to settle instead of refusing someone for failures that never happened.
+//!
 //! Time is passed in, as everywhere in chatlab's logic, so the tests run without sleeping.
 
 use std::collections::HashMap;
@@ -84,12 +94,38 @@ impl TokenBucket {
     }
 }
 
+/// The answer of [`KeyedBuckets::reserve`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reserve {
+    /// A token is set aside; [`KeyedBuckets::settle`] must follow.
+    Taken,
+    /// No token is free, but some are reserved by actions still in flight: ask again once one of them settled.
+    Busy,
+    /// The bucket is empty (or no room is left to track a new key): refused; the next token comes in this many
+    /// seconds.
+    Empty(f64),
+}
+
+/// A bucket and the tokens reserved from it by actions in flight.
+#[derive(Debug, Clone)]
+struct Entry {
+    bucket: TokenBucket,
+    pending: u32,
+}
+
+impl Entry {
+    /// Whether the entry says nothing a fresh one would not: nothing in flight and the bucket full.
+    fn is_blank(&mut self, now: Instant) -> bool {
+        self.pending == 0 && self.bucket.is_full(now)
+    }
+}
+
 /// One bucket per key, with a bound on the number of keys.
 #[derive(Debug)]
 pub struct KeyedBuckets<K> {
     shape: BucketShape,
     max_keys: usize,
-    buckets: HashMap<K, TokenBucket>,
+    buckets: HashMap<K, Entry>,
 }
 
 impl<K: Eq + Hash + Clone> KeyedBuckets<K> {
@@ -102,7 +138,7 @@ impl<K: Eq + Hash + Clone> KeyedBuckets<K> {
     /// [`try_take`](Self::try_take) would answer.
     pub fn allows(&mut self, key: &K, now: Instant) -> bool {
         match self.buckets.get_mut(key) {
-            Some(bucket) => bucket.has_token(now),
+            Some(entry) => entry.bucket.has_token(now),
             None => self.has_room(now),
         }
     }
@@ -110,37 +146,83 @@ impl<K: Eq + Hash + Clone> KeyedBuckets<K> {
     /// Whether a new key fits, after forgetting the buckets that have refilled completely.
     fn has_room(&mut self, now: Instant) -> bool {
         if self.buckets.len() >= self.max_keys {
-            self.buckets.retain(|_, b| !b.is_full(now));
+            self.forget_full(now);
         }
         self.buckets.len() < self.max_keys
     }
 
-    /// Takes a token for `key`; false when its bucket is empty or no room is left for a new key.
-    pub fn try_take(&mut self, key: &K, now: Instant) -> bool {
+    /// The entry of `key`, created full if there is room; `None` when the map is full of entries that still carry
+    /// information.
+    fn entry(&mut self, key: &K, now: Instant) -> Option<&mut Entry> {
         if !self.buckets.contains_key(key) {
             if !self.has_room(now) {
-                return false;
+                return None;
             }
-            self.buckets.insert(key.clone(), TokenBucket::new(self.shape, now));
+            self.buckets.insert(key.clone(), Entry { bucket: TokenBucket::new(self.shape, now), pending: 0 });
         }
-        self.buckets.get_mut(key).is_some_and(|b| b.try_take(now))
+        self.buckets.get_mut(key)
+    }
+
+    /// Takes a token for `key`; false when its bucket is empty or no room is left for a new key.
+    pub fn try_take(&mut self, key: &K, now: Instant) -> bool {
+        self.entry(key, now).is_some_and(|entry| entry.bucket.try_take(now))
     }
 
     /// Returns a token taken for `key` (see [`TokenBucket::give_back`]); nothing happens for an unknown key.
     pub fn give_back(&mut self, key: &K, now: Instant) {
-        if let Some(bucket) = self.buckets.get_mut(key) {
-            bucket.give_back(now);
+        if let Some(entry) = self.buckets.get_mut(key) {
+            entry.bucket.give_back(now);
         }
+    }
+
+    /// Sets a token aside for an action whose cost is known only later (see the module documentation).
+    /// [`Reserve::Taken`] must be followed by exactly one [`settle`](Self::settle) for the same key.
+    pub fn reserve(&mut self, key: &K, now: Instant) -> Reserve {
+        let fallback_wait = self.one_token_secs();
+        let Some(entry) = self.entry(key, now) else { return Reserve::Empty(fallback_wait) };
+        if entry.bucket.try_take(now) {
+            entry.pending = entry.pending.saturating_add(1);
+            Reserve::Taken
+        } else if entry.pending > 0 {
+            Reserve::Busy
+        } else {
+            Reserve::Empty(entry.bucket.wait_secs(now))
+        }
+    }
+
+    /// Ends a reservation of `key`: `charged` keeps the token spent, otherwise it goes back to the bucket.
+    pub fn settle(&mut self, key: &K, now: Instant, charged: bool) {
+        if let Some(entry) = self.buckets.get_mut(key) {
+            entry.pending = entry.pending.saturating_sub(1);
+            if !charged {
+                entry.bucket.give_back(now);
+            }
+        }
+    }
+
+    /// Whether `key` has no charged tokens: its bucket, counting the tokens reserved by actions still in flight as
+    /// present, is full. A key never seen (or forgotten because it had refilled) is clean too.
+    pub fn is_clean(&mut self, key: &K, now: Instant) -> bool {
+        self.buckets.get_mut(key).is_none_or(|entry| {
+            entry.bucket.refill(now);
+            entry.bucket.tokens + f64::from(entry.pending) >= entry.bucket.shape.capacity
+        })
+    }
+
+    /// Seconds one token takes to come back, for a refusal that has no bucket to ask.
+    fn one_token_secs(&self) -> f64 {
+        if self.shape.refill_per_sec > 0.0 { 1.0 / self.shape.refill_per_sec } else { 0.0 }
     }
 
     /// Seconds until `key` may act again.
     pub fn wait_secs(&mut self, key: &K, now: Instant) -> f64 {
-        self.buckets.get_mut(key).map_or(0.0, |b| b.wait_secs(now))
+        self.buckets.get_mut(key).map_or(0.0, |entry| entry.bucket.wait_secs(now))
     }
 
-    /// Forgets every bucket that has refilled completely: such a bucket says nothing a new one would not.
+    /// Forgets every bucket that has refilled completely and has nothing in flight: such a bucket says nothing a
+    /// new one would not.
     pub fn forget_full(&mut self, now: Instant) {
-        self.buckets.retain(|_, b| !b.is_full(now));
+        self.buckets.retain(|_, entry| !entry.is_blank(now));
     }
 
     /// Keys currently tracked.
@@ -231,5 +313,35 @@ mod tests {
         assert!(k.try_take(&"a", t0) && k.try_take(&"a", t0));
         assert!(!k.try_take(&"a", t0), "three returns still make only two tokens");
         assert_eq!(k.len(), 1);
+    }
+
+    #[test]
+    fn reservations_in_flight_make_a_bucket_busy_not_empty() {
+        let t0 = Instant::now();
+        let mut k = KeyedBuckets::new(BucketShape { capacity: 2.0, refill_per_sec: 0.5 }, 4);
+        assert_eq!(k.reserve(&"a", t0), Reserve::Taken);
+        assert_eq!(k.reserve(&"a", t0), Reserve::Taken);
+        assert_eq!(k.reserve(&"a", t0), Reserve::Busy, "both tokens are only reserved");
+        assert!(k.is_clean(&"a", t0), "reserved tokens are not failures");
+        k.settle(&"a", t0, false);
+        assert_eq!(k.reserve(&"a", t0), Reserve::Taken, "an uncharged settlement gives the token back");
+        k.settle(&"a", t0, true);
+        k.settle(&"a", t0, true);
+        assert!(!k.is_clean(&"a", t0));
+        assert_eq!(k.reserve(&"a", t0), Reserve::Empty(2.0), "nothing in flight: refused, with the wait");
+        assert!(k.is_clean(&"a", t0 + Duration::from_secs(4)), "clean again once refilled");
+        assert!(k.is_clean(&"never seen", t0));
+    }
+
+    #[test]
+    fn entries_with_reservations_in_flight_are_never_forgotten() {
+        let t0 = Instant::now();
+        let mut k = KeyedBuckets::new(BucketShape { capacity: 1.0, refill_per_sec: 1000.0 }, 1);
+        assert_eq!(k.reserve(&1, t0), Reserve::Taken);
+        k.forget_full(t0 + Duration::from_secs(1));
+        assert_eq!(k.len(), 1, "a reservation in flight keeps its entry");
+        assert!(matches!(k.reserve(&2, t0 + Duration::from_secs(1)), Reserve::Empty(_)), "no room: fail closed");
+        k.settle(&1, t0 + Duration::from_secs(1), false);
+        assert_eq!(k.reserve(&2, t0 + Duration::from_secs(2)), Reserve::Taken);
     }
 }

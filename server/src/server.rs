@@ -24,7 +24,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::admission::{Admission, Admitted};
+use crate::admission::{Admission, AdmissionLimits, Admitted};
 use crate::clock::utc_now_ms;
 use crate::config::ServerConfig;
 use crate::conn::{self, ConnContext};
@@ -32,7 +32,7 @@ use crate::error::ServerError;
 use crate::hub::input::HubInput;
 use crate::hub::seed::load_dedup;
 use crate::hub::{Dedup, Hub, HubConfig};
-use crate::limits::{HUB_QUEUE_DEPTH, SHUTDOWN_GRACE, WRITER_QUEUE_DEPTH};
+use crate::limits::{HUB_QUEUE_DEPTH, REFUSAL_LOG_INTERVAL, SHUTDOWN_GRACE, WRITER_QUEUE_DEPTH};
 use crate::net::bind::bind;
 use crate::password::PasswordService;
 use crate::storage::{SqliteStorage, Storage};
@@ -113,7 +113,7 @@ async fn serve(prepared: Prepared, tcp: TcpListener, udp: UdpSocket, shutdown: i
     };
     let hub = tokio::spawn(Hub::new(hub_config, Arc::new(udp), writer_tx, dedup).run(hub_rx));
 
-    let admission = Admission::new(config.max_connections_per_ip, config.max_connections);
+    let admission = Admission::new(AdmissionLimits::from_config(&config));
     let context = Arc::new(ConnContext {
         keypair,
         storage,
@@ -126,6 +126,8 @@ async fn serve(prepared: Prepared, tcp: TcpListener, udp: UdpSocket, shutdown: i
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let mut refusal_summary = tokio::time::interval(REFUSAL_LOG_INTERVAL);
+    refusal_summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(%local, udp_port, data = %config.data_dir.display(), "chatlab server running");
 
     tokio::pin!(shutdown);
@@ -134,31 +136,25 @@ async fn serve(prepared: Prepared, tcp: TcpListener, udp: UdpSocket, shutdown: i
             _ = &mut shutdown => break,
             accepted = tcp.accept() => match accepted {
                 Ok((stream, peer)) => match admission.admit(peer.ip(), Instant::now()) {
-                    Admitted::Slot(slot) | Admitted::OverAddressLimit(slot) => {
+                    Admitted::Slot(slot) => {
                         connections.spawn(conn::serve(stream, peer, Arc::clone(&context), slot, stop_rx.clone()));
                     }
-                    Admitted::ServerFull { report } => {
-                        // Closing before the handshake costs nothing but the accept; the descriptor is free again
-                        // at once, and no neighbour's connection is touched.
-                        drop(stream);
-                        if let Some(refused) = report {
-                            tracing::warn!(
-                                %peer,
-                                refused,
-                                max_connections = config.max_connections,
-                                "server full: closing new connections before the handshake"
-                            );
-                        }
+                    Admitted::Explain(ticket) => {
+                        connections.spawn(conn::explain_refusal(stream, peer, Arc::clone(&context), ticket));
                     }
+                    // Counted for the summary; the socket is reset before any cryptography.
+                    Admitted::Refused(_) => reset(stream),
                 },
                 Err(error) => {
                     tracing::warn!(%error, "accept failed");
                     tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
                 }
             },
+            _ = refusal_summary.tick() => log_refusals(&admission),
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    log_refusals(&admission);
 
     tracing::info!("shutting down: no new connections; storing and delivering what is in flight");
     drop(tcp);
@@ -181,6 +177,23 @@ async fn serve(prepared: Prepared, tcp: TcpListener, udp: UdpSocket, shutdown: i
     passwords.shutdown();
     tracing::info!("chatlab server stopped");
     Ok(())
+}
+
+/// Closes a refused connection at once with a reset (`SO_LINGER` 0) rather than a normal close. The descriptor is
+/// free again at once, the peer learns at once that it was refused, and the server keeps no `TIME_WAIT` entry for
+/// it: a flood of thousands of refused connections a second leaves nothing behind in the kernel either.
+fn reset(stream: tokio::net::TcpStream) {
+    if let Err(error) = stream.set_zero_linger() {
+        tracing::debug!(%error, "could not set SO_LINGER on a refused connection");
+    }
+    drop(stream);
+}
+
+/// Writes the refusal summary of the last interval, if anything was refused (see `admission::refusals`).
+fn log_refusals(admission: &Admission) {
+    if let Some(report) = admission.take_refusal_report() {
+        tracing::info!(interval_secs = REFUSAL_LOG_INTERVAL.as_secs(), refused = report.total(), "refusals: {report}");
+    }
 }
 
 /// A server running in the background of this process: for tests and for the desktop app's "host a room here".

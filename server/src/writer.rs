@@ -326,6 +326,9 @@ mod tests {
         fn find_user(&self, name: &str) -> Result<Option<UserRecord>, StorageError> {
             if name == "unreadable" { Err(StorageError::InvalidData("test".into())) } else { self.0.find_user(name) }
         }
+        fn update_password_hash(&self, user: UserId, phc: &str) -> Result<(), StorageError> {
+            self.0.update_password_hash(user, phc)
+        }
         fn append_messages(&self, _: &[NewMessage]) -> Result<Vec<StoredMessage>, StorageError> {
             Err(StorageError::InvalidData("disk full".into()))
         }

@@ -1,12 +1,16 @@
 //! Registration and login on one connection.
 //!
-//! Both run in the connection's own task: the expensive part, Argon2id, runs on a blocking thread through the
-//! [`PasswordService`](crate::password::PasswordService), so a class logging in at once queues behind its
-//! semaphore instead of stalling the runtime.
+//! Both run in the connection's own task: the expensive part, Argon2id, runs on the hashing threads of the
+//! [`PasswordService`](crate::password::PasswordService), so a class logging in at once queues for them instead of
+//! stalling the runtime.
 //!
 //! The order of checks is chosen so that cheap refusals come first and the expensive hash runs only for requests
 //! that could succeed, and so that nothing reveals whether an account exists: an unknown name and a wrong password
 //! get the same `BadCredentials` after the same amount of work (a dummy verification for the unknown name).
+//!
+//! A login first reserves its place in the failure limits ([`crate::admission::login`]): a wrong password keeps
+//! the tokens spent, anything else gives them back. A right password whose stored hash has outdated Argon2
+//! parameters gets its hash replaced by one with the current parameters.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,10 +20,11 @@ use chatlab_proto::control::{ErrorCode, Password, ServerMessage};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Connection, End, Flow, LiveSession};
-use crate::admission::Wait;
+use crate::admission::{Phase, Wait};
 use crate::clock::utc_now_ms;
 use crate::hub::input::{HubInput, LoginRequest};
 use crate::limits::CONTROL_QUEUE_DEPTH;
+use crate::password::Verified;
 use crate::storage::{StorageError, UserRecord};
 
 impl Connection {
@@ -85,18 +90,20 @@ impl Connection {
                 return Ok(());
             }
         };
-        let ip = self.peer.ip();
         let admission = Arc::clone(&self.context.admission);
         // Reserve the attempt before the password check, so parallel attempts cannot all pass a check that only
-        // looked at the bucket; a successful login gives the tokens back below.
-        if let Err(Wait(wait)) = admission.login_reserve(name.as_str(), ip, Instant::now()) {
-            self.refuse(
-                None,
-                ErrorCode::LoginRateLimited,
-                format!("too many failed logins; try again in {} s", wait.as_secs()),
-            );
-            return Ok(());
-        }
+        // looked at the bucket. Attempts that find every token reserved by others in flight wait here for them.
+        let reservation = match admission.reserve_login(name.as_str(), self.peer.ip()).await {
+            Ok(reservation) => reservation,
+            Err(Wait(wait)) => {
+                self.refuse(
+                    None,
+                    ErrorCode::LoginRateLimited,
+                    format!("too many failed logins; try again in {} s", wait.as_secs()),
+                );
+                return Ok(());
+            }
+        };
         let verified = if password.check().is_err() {
             // No stored password is empty or longer than the limit: wrong without hashing.
             Ok(None)
@@ -105,28 +112,53 @@ impl Connection {
                 Ok(record) => {
                     let phc = record.as_ref().map(|r| r.password_phc.clone());
                     match self.context.passwords.verify(password.expose().to_owned(), phc).await {
-                        Ok(true) => Ok(record),
-                        Ok(false) => Ok(None),
+                        Ok(Verified::Correct { rehashed }) => Ok(record.map(|record| (record, rehashed))),
+                        Ok(Verified::Wrong) => Ok(None),
                         Err(error) => Err(error.to_string()),
                     }
                 }
-                Err(error) => Err(error.to_string()),
+                Err(error) => Err(error),
             }
         };
-        let record = match verified {
-            Ok(Some(record)) => record,
+        let (record, rehashed) = match verified {
+            Ok(Some(found)) => found,
             Ok(None) => {
+                reservation.failed();
                 self.refuse(None, ErrorCode::BadCredentials, "unknown user name or wrong password");
                 return Ok(());
             }
             Err(error) => {
-                // Not the client's failure: the attempt does not count.
-                admission.login_succeeded(name.as_str(), ip, Instant::now());
+                // Not the client's failure: dropping the reservation gives its tokens back.
+                drop(reservation);
                 return self.internal("could not check a password", &error);
             }
         };
-        admission.login_succeeded(name.as_str(), ip, Instant::now());
+        drop(reservation);
+        if let Some(phc) = rehashed {
+            self.store_upgraded_hash(&record, phc).await;
+        }
         self.open_session(name, record).await
+    }
+
+    /// Replaces `record`'s stored hash by `phc`, the same password hashed with the current parameters. A failure
+    /// is logged and otherwise ignored: the old hash still works, and the next login tries again.
+    async fn store_upgraded_hash(&self, record: &UserRecord, phc: String) {
+        let storage = Arc::clone(&self.context.storage);
+        let user = record.id;
+        match tokio::task::spawn_blocking(move || storage.update_password_hash(user, &phc)).await {
+            Ok(Ok(())) => {
+                let params = self.context.passwords.params();
+                tracing::info!(
+                    peer = %self.peer,
+                    user = %record.name,
+                    memory_kib = params.memory_kib,
+                    iterations = params.iterations,
+                    "password hash upgraded to the current Argon2 parameters"
+                );
+            }
+            Ok(Err(error)) => tracing::warn!(user = %record.name, %error, "could not store an upgraded password hash"),
+            Err(error) => tracing::warn!(user = %record.name, %error, "storing an upgraded password hash stopped"),
+        }
     }
 
     /// Asks the hub for a session; the hub queues the `SessionGrant` as the session's first message.
@@ -146,6 +178,7 @@ impl Connection {
             Ok(Ok(session)) => {
                 self.session = Some(LiveSession::new(session, name, record.id, queue));
                 self.channel.set_logged_in(true);
+                self.slot.set_phase(Phase::LoggedIn);
                 // The session's silence is counted from its start, not from the login frame (hashing takes time).
                 self.idle.heard(tokio::time::Instant::now());
                 Ok(())

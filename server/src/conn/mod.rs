@@ -2,8 +2,8 @@
 //!
 //! Each accepted connection gets its own task running [`serve`]. The task owns the socket and the Noise session,
 //! so encryption and decryption of control frames never leave it, and it does the work that belongs to one client
-//! alone: the `Hello` version check, registration and login (password hashing runs on blocking threads behind the
-//! password service's semaphore), history pages (SQLite reads on blocking threads), and pings. Anything that
+//! alone: the `Hello` version check, registration and login (password hashing runs on the password service's own
+//! few threads), history pages (SQLite reads on blocking threads), and pings. Anything that
 //! involves other sessions — chat, presence, the user list — is a message to the hub.
 //!
 //! ## States
@@ -37,7 +37,8 @@
 //!
 //! ## Errors
 //!
-//! Every refusal sends an `Error` with a stable code and writes one log line. A frame that does not decrypt ends
+//! Every refusal sends an `Error` with a stable code and is counted for the refusal summary the server logs every
+//! few seconds (`admission::refusals`), never one line each. A frame that does not decrypt ends
 //! the connection silently (the Noise session cannot encrypt an answer any more); a frame that decrypts but does
 //! not decode gets `Error{Malformed}` and then the connection closes. Either way only this connection is affected.
 
@@ -59,7 +60,7 @@ use tokio::sync::{mpsc, watch};
 
 use self::channel::{ControlChannel, OpenError};
 use self::idle::IdleWatch;
-use crate::admission::{Admission, ConnectionSlot};
+use crate::admission::{Admission, ConnectionSlot, Phase, Refusal, RefusalTicket};
 use crate::hub::input::{CloseReason, HubInput, KillSwitch, SessionRef};
 use crate::limits::{
     HANDSHAKE_TIMEOUT, MAX_FRAME_BYTES_BEFORE_LOGIN, MAX_FRAMES_BEFORE_LOGIN, MAX_RECEIVED_IDS,
@@ -116,6 +117,8 @@ enum End {
     Silent(Duration),
     /// The server is shutting down.
     Shutdown,
+    /// Shed to make room for a connection from a lighter address (see `admission::connections`).
+    Shed,
     /// The hub is gone (the server is stopping).
     HubGone,
 }
@@ -126,12 +129,13 @@ impl std::fmt::Display for End {
             End::PeerClosed => f.write_str("closed by the client"),
             End::Io(error) => write!(f, "socket error: {error}"),
             End::Tampered => f.write_str("a frame failed authentication"),
-            End::Refused => f.write_str("refused (see the refusal above)"),
+            End::Refused => f.write_str("refused (counted in the refusal summary)"),
             End::Killed(reason) => write!(f, "closed by the server: {reason}"),
             End::SessionClosed => f.write_str("session closed by the server"),
             End::LoginTimeout => f.write_str("no login in time"),
             End::Silent(limit) => write!(f, "nothing received for {} s", limit.as_secs_f64()),
             End::Shutdown => f.write_str("server shutting down"),
+            End::Shed => f.write_str("shed to make room for another address"),
             End::HubGone => f.write_str("server stopping"),
         }
     }
@@ -166,9 +170,9 @@ impl LiveSession {
     }
 }
 
-/// Serves one accepted connection until it ends, holding its `slot` (and so its place in the connection counts)
-/// until then. When the slot is over its address's cap the peer gets an encrypted `TooManyConnections` error and
-/// the connection closes.
+/// Serves one admitted connection until it ends, holding its `slot` (and so its place in the connection counts)
+/// until then. The server may shed the connection while it is not logged in (see `admission::connections`); it
+/// then closes, with a `TooManyConnections` error if the handshake was done.
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -180,45 +184,69 @@ pub async fn serve(
         // Not fatal: the read-idle limit still notices a vanished client once it has logged in.
         tracing::debug!(%peer, %error, "could not enable TCP keepalive");
     }
-    let refuse = slot.over_address_limit();
-    let timeout = if refuse { REFUSAL_HANDSHAKE_TIMEOUT } else { HANDSHAKE_TIMEOUT };
-    let channel = match ControlChannel::accept(stream, &context.keypair, timeout).await {
-        Ok(channel) => channel,
-        Err(error) => {
-            tracing::debug!(%peer, %error, "handshake failed");
+    let handshake = ControlChannel::accept(stream, &context.keypair, HANDSHAKE_TIMEOUT);
+    let channel = tokio::select! {
+        biased;
+        () = slot.shed() => {
+            tracing::debug!(%peer, "handshake shed to make room for another address");
             return;
         }
+        accepted = handshake => match accepted {
+            Ok(channel) => channel,
+            Err(error) => {
+                tracing::debug!(%peer, %error, "handshake failed");
+                return;
+            }
+        },
     };
+    slot.set_phase(Phase::LoggedOut);
     let mut connection = Connection {
         login_deadline: tokio::time::Instant::now() + context.login_timeout,
         idle: IdleWatch::new(context.control_idle_timeout, tokio::time::Instant::now()),
         context,
         peer,
         channel,
+        slot,
         welcomed: false,
         frames_before_login: 0,
         session: None,
         kill: Arc::new(KillSwitch::default()),
     };
-    let end = if refuse {
-        connection.refuse(
-            None,
-            ErrorCode::TooManyConnections,
-            "this address has too many connections open; close one first",
-        );
-        Err(End::Refused)
-    } else {
-        connection.run(shutdown).await
-    };
+    let end = connection.run(shutdown).await;
     let end = end.err().unwrap_or(End::PeerClosed);
     connection.finish(end).await;
-    drop(slot);
+}
+
+/// Tells a connection refused for its address's connection cap why, over the encrypted channel
+/// (`TooManyConnections`), and closes it. Only a few refusals get this (see [`RefusalTicket`]); the ticket holds an
+/// explanation place, and no connection place, until this returns. Everything is bounded by
+/// [`REFUSAL_HANDSHAKE_TIMEOUT`].
+pub async fn explain_refusal(stream: TcpStream, peer: SocketAddr, context: Arc<ConnContext>, ticket: RefusalTicket) {
+    let mut channel = match ControlChannel::accept(stream, &context.keypair, REFUSAL_HANDSHAKE_TIMEOUT).await {
+        Ok(channel) => channel,
+        Err(error) => {
+            tracing::debug!(%peer, %error, "handshake of a refused connection failed");
+            return;
+        }
+    };
+    let refusal = ServerMessage::Error {
+        req: None,
+        code: ErrorCode::TooManyConnections,
+        message: "this address has too many connections open; close one first".into(),
+    };
+    if let Err(error) = channel.queue(&refusal) {
+        tracing::error!(%peer, %error, "could not send a control message");
+    }
+    let _ = tokio::time::timeout(REFUSAL_HANDSHAKE_TIMEOUT, channel.close()).await;
+    drop(ticket);
 }
 
 struct Connection {
     context: Arc<ConnContext>,
     peer: SocketAddr,
     channel: ControlChannel,
+    /// This connection's place in the admission counts; its phase follows logins and logouts.
+    slot: ConnectionSlot,
     welcomed: bool,
     frames_before_login: u32,
     login_deadline: tokio::time::Instant,
@@ -252,6 +280,16 @@ impl Connection {
                 // client, waiting for the hub) never takes its own delay for the client's silence.
                 biased;
                 reason = kill.fired() => return Err(End::Killed(reason)),
+                () = self.slot.shed() => {
+                    self.queue(&ServerMessage::Error {
+                        req: None,
+                        code: ErrorCode::TooManyConnections,
+                        message: "the server is full and this address holds more unauthenticated connections than \
+                                  others; this one was closed to make room"
+                            .into(),
+                    });
+                    return Err(End::Shed);
+                }
                 read = self.channel.read_some() => match read {
                     Ok(true) => self.idle.heard(tokio::time::Instant::now()),
                     Ok(false) => {
@@ -279,7 +317,9 @@ impl Connection {
                     return Err(End::Silent(limit));
                 }
                 () = tokio::time::sleep_until(self.login_deadline), if !logged_in => {
-                    tracing::info!(peer = %self.peer, "no login within the login timeout; closing");
+                    // Anyone can provoke this by connecting and waiting: counted, not logged one by one.
+                    self.context.admission.note_refusal(Refusal::LoginTimeout, self.peer.ip());
+                    tracing::debug!(peer = %self.peer, "no login within the login timeout; closing");
                     return Err(End::LoginTimeout);
                 }
                 changed = shutdown.changed(), if !logged_in => {
@@ -332,7 +372,8 @@ impl Connection {
         let message = match self.channel.open(frame) {
             Ok(message) => message,
             Err(OpenError::Noise(error)) => {
-                tracing::info!(peer = %self.peer, %error, "frame failed authentication; closing the connection");
+                self.context.admission.note_refusal(Refusal::TamperedFrame, self.peer.ip());
+                tracing::debug!(peer = %self.peer, %error, "frame failed authentication; closing the connection");
                 return Err(End::Tampered);
             }
             Err(OpenError::Codec(error)) => {
@@ -449,6 +490,7 @@ impl Connection {
             }
         }
         self.channel.set_logged_in(false);
+        self.slot.set_phase(Phase::LoggedOut);
         self.frames_before_login = 0;
         self.login_deadline = tokio::time::Instant::now() + self.context.login_timeout;
         Ok(())
@@ -483,14 +525,16 @@ impl Connection {
         }
     }
 
-    /// Sends an `Error` and writes the refusal's one log line.
+    /// Sends an `Error` and counts the refusal for the periodic summary (see `admission::refusals`); the line
+    /// per refusal is at debug level, so a client that provokes refusals in a loop cannot flood the log.
     fn refuse(&mut self, req: Option<u32>, code: ErrorCode, message: impl Into<String>) {
         let message = message.into();
+        self.context.admission.note_refusal(Refusal::Request(code), self.peer.ip());
         match &self.session {
             Some(live) => {
-                tracing::info!(peer = %self.peer, user = %live.user, code = code.as_u16(), reason = %message, "request refused")
+                tracing::debug!(peer = %self.peer, user = %live.user, code = code.as_u16(), reason = %message, "request refused")
             }
-            None => tracing::info!(peer = %self.peer, code = code.as_u16(), reason = %message, "request refused"),
+            None => tracing::debug!(peer = %self.peer, code = code.as_u16(), reason = %message, "request refused"),
         }
         self.queue(&ServerMessage::Error { req, code, message });
     }

@@ -25,8 +25,8 @@ pub const IPV6_NETWORK_PREFIX_BITS: u32 = 64;
 const IPV6_ADDRESS_BITS: u32 = 128;
 
 /// One peer's network, as per-address limits count it: an IPv4 address, or an IPv6 /64 prefix (with the host
-/// bits zero). Build it with [`NetworkId::of`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// bits zero). Build it with [`NetworkId::of`]. Ordered (as addresses are) so that indexes can hold it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NetworkId(IpAddr);
 
 impl NetworkId {

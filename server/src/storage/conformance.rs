@@ -24,6 +24,7 @@ pub(crate) fn run_all<S: Storage>(make: &dyn Fn() -> S) {
     let cases: &[Case] = &[
         ("create_and_find_users", create_and_find_users),
         ("duplicate_name_is_taken", duplicate_name_is_taken),
+        ("password_hash_is_replaced_for_one_user_only", password_hash_is_replaced_for_one_user_only),
         ("empty_batch_stores_nothing", empty_batch_stores_nothing),
         ("append_assigns_increasing_ids", append_assigns_increasing_ids),
         ("unknown_user_rejects_whole_batch", unknown_user_rejects_whole_batch),
@@ -90,6 +91,16 @@ fn duplicate_name_is_taken(storage: &dyn Storage) {
     let err = storage.create_user("alice", "$argon2id$second", 2).unwrap_err();
     assert!(matches!(err, StorageError::UsernameTaken), "{err:?}");
     assert_eq!(storage.find_user("alice").unwrap(), Some(first));
+}
+
+fn password_hash_is_replaced_for_one_user_only(storage: &dyn Storage) {
+    let alice = storage.create_user("alice", "$argon2id$old", 1).unwrap();
+    let bob = storage.create_user("bob", "$argon2id$bob", 2).unwrap();
+    storage.update_password_hash(alice.id, "$argon2id$new").unwrap();
+    assert_eq!(storage.find_user("alice").unwrap().unwrap().password_phc, "$argon2id$new");
+    assert_eq!(storage.find_user("bob").unwrap(), Some(bob));
+    let err = storage.update_password_hash(alice.id + 1000, "$argon2id$x").unwrap_err();
+    assert!(matches!(err, StorageError::UnknownUser), "{err:?}");
 }
 
 fn empty_batch_stores_nothing(storage: &dyn Storage) {

@@ -129,6 +129,13 @@ impl Storage for MemoryStorage {
         Ok(inner.by_name.get(name).and_then(|&id| inner.user(id)).cloned())
     }
 
+    fn update_password_hash(&self, user: UserId, password_phc: &str) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        let record = inner.users.get_mut(&user).ok_or(StorageError::UnknownUser)?;
+        record.password_phc = password_phc.to_owned();
+        Ok(())
+    }
+
     fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<StoredMessage>, StorageError> {
         let mut inner = self.lock();
         // Validate the whole batch before changing anything: all or nothing, like a transaction.

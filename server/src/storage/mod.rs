@@ -230,6 +230,10 @@ pub trait Storage: Send + Sync {
     /// Looks an account up by its exact (case-folded) name.
     fn find_user(&self, name: &str) -> Result<Option<UserRecord>, StorageError>;
 
+    /// Replaces an account's password hash (the same password, hashed again with the server's current Argon2
+    /// parameters after a successful login). Fails with [`StorageError::UnknownUser`] if no such account exists.
+    fn update_password_hash(&self, user: UserId, password_phc: &str) -> Result<(), StorageError>;
+
     /// Appends a batch of messages in ONE transaction and returns them with their ids, in the order given.
     ///
     /// When this returns `Ok`, the messages are durable (on stable storage, for a durable implementation): this

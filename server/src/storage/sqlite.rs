@@ -81,6 +81,8 @@ const INSERT_USER: &str = "INSERT INTO users (name, password_phc, created_at_ms)
 
 const FIND_USER: &str = "SELECT id, name, password_phc, created_at_ms FROM users WHERE name = ?1";
 
+const UPDATE_PASSWORD_HASH: &str = "UPDATE users SET password_phc = ?2 WHERE id = ?1";
+
 /// The `client_msg_id` is written by the same statement, in the same transaction, as the message it names: after
 /// a crash both exist or neither does (see [`crate::storage`]).
 const INSERT_MESSAGE: &str = "INSERT INTO messages (kind, from_user, to_user, text, sent_at_ms, client_msg_id) \
@@ -348,6 +350,14 @@ impl Storage for SqliteStorage {
         let conn = self.lock();
         let user = conn.prepare_cached(FIND_USER)?.query_row([name], user_from_row).optional()?;
         Ok(user)
+    }
+
+    fn update_password_hash(&self, user: UserId, password_phc: &str) -> Result<(), StorageError> {
+        let conn = self.lock();
+        match conn.prepare_cached(UPDATE_PASSWORD_HASH)?.execute((user, password_phc))? {
+            0 => Err(StorageError::UnknownUser),
+            _ => Ok(()),
+        }
     }
 
     fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<StoredMessage>, StorageError> {

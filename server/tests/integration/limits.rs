@@ -6,8 +6,8 @@ use chatlab_proto::chat::Target;
 use chatlab_proto::control::{ClientMessage, ErrorCode, ServerMessage};
 use chatlab_proto::limits::MAX_TEXT_BYTES;
 use chatlab_server::limits::{
-    LOGIN_FAILURES_PER_ACCOUNT, MAX_FRAME_BYTES_BEFORE_LOGIN, MAX_FRAMES_BEFORE_LOGIN, MAX_RECEIVED_IDS,
-    REGISTRATIONS_PER_IP, REQUESTS_PER_SESSION,
+    LOGIN_FAILURES_PER_ACCOUNT_AND_IP, MAX_FRAME_BYTES_BEFORE_LOGIN, MAX_FRAMES_BEFORE_LOGIN, MAX_RECEIVED_IDS,
+    REQUESTS_PER_SESSION,
 };
 
 use crate::support::{Client, PASSWORD, PATIENCE, TestServer};
@@ -127,18 +127,12 @@ async fn connections_per_address_are_capped() {
     assert!(!text.is_empty());
     assert!(fourth.closed_by_server().await);
     bystander_still_chats(&mut ann, &mut bob, "the cap spares existing connections").await;
+    // Refusals past the first are resets: the cap is checked at accept, before any cryptography.
+    assert!(!server_answers_handshake(server.addr).await, "a second refusal is not explained again at once");
     // A slot becomes free when a connection ends.
     drop(third);
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let mut again = Client::handshake(server.addr).await;
-        again
-            .send(&ClientMessage::Hello { version: chatlab_proto::limits::PROTOCOL_VERSION, client: "t".into() })
-            .await;
-        let answer = again.recv().await;
-        if matches!(answer, ServerMessage::Welcome { .. }) {
-            break;
-        }
+    while Client::try_connect_from(server.addr, server.addr.ip()).await.is_none() {
         assert!(tokio::time::Instant::now() < deadline, "the freed slot was never given back");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -181,16 +175,16 @@ async fn total_connections_are_capped_before_the_handshake() {
 }
 
 #[tokio::test]
-async fn failed_logins_are_rate_limited_per_account() {
+async fn failed_logins_are_rate_limited_per_account_and_address() {
     let server = TestServer::start().await;
     let mut victim = Client::user(server.addr, "victim").await;
     let mut other = Client::user(server.addr, "other").await;
     let mut guesser = Client::connect(server.addr).await;
-    for n in 0..LOGIN_FAILURES_PER_ACCOUNT.capacity as usize {
+    for n in 0..LOGIN_FAILURES_PER_ACCOUNT_AND_IP.capacity as usize {
         assert_eq!(guesser.login("victim", &format!("guess {n}")).await.unwrap_err(), ErrorCode::BadCredentials);
     }
     let (code, text) = guesser.login_detailed("victim", PASSWORD).await.unwrap_err();
-    assert_eq!(code, ErrorCode::LoginRateLimited, "even the right password waits");
+    assert_eq!(code, ErrorCode::LoginRateLimited, "even the right password waits, at the guesser's address");
     assert!(text.contains("try again"), "{text}");
     // Another account from the same address is not locked by this account's failures.
     guesser.login("other", PASSWORD).await.unwrap();
@@ -200,12 +194,14 @@ async fn failed_logins_are_rate_limited_per_account() {
 
 #[tokio::test]
 async fn registrations_are_rate_limited_per_address() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(|c| c.max_registrations_per_ip = 5).await;
     let mut client = Client::connect(server.addr).await;
-    for n in 0..REGISTRATIONS_PER_IP.capacity as usize {
+    for n in 0..5 {
         client.register(&format!("user{n}"), PASSWORD).await.unwrap();
     }
-    assert_eq!(client.register("one.more", PASSWORD).await, Err(ErrorCode::LoginRateLimited));
+    let (code, text) = client.register_detailed("one.more", PASSWORD).await.unwrap_err();
+    assert_eq!(code, ErrorCode::LoginRateLimited);
+    assert!(text.contains("try again in 720 s"), "5 an hour: one every 12 minutes; {text}");
     server.stop().await;
 }
 
@@ -243,7 +239,7 @@ async fn login_rate_limit_bypass_with_concurrent_attempts() {
     }
     let tried = codes.iter().filter(|&&c| c == ErrorCode::BadCredentials).count();
     let limited = codes.iter().filter(|&&c| c == ErrorCode::LoginRateLimited).count();
-    assert!(tried <= LOGIN_FAILURES_PER_ACCOUNT.capacity as usize, "{codes:?}");
+    assert!(tried <= LOGIN_FAILURES_PER_ACCOUNT_AND_IP.capacity as usize, "{codes:?}");
     assert_eq!(tried + limited, ATTEMPTS, "{codes:?}");
     server.stop().await;
 }

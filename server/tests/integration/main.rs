@@ -5,6 +5,7 @@
 //! are shared without being a crate of their own. Nothing here asserts wall-clock performance.
 
 mod accounts;
+mod admission;
 mod binary;
 mod chat;
 mod history;

@@ -130,16 +130,50 @@ pub struct Client {
 impl Client {
     /// Connects and completes the Noise handshake (nothing else).
     pub async fn handshake(server: SocketAddr) -> Self {
-        let mut stream = TcpStream::connect(server).await.unwrap();
+        Self::handshake_on(TcpStream::connect(server).await.unwrap(), server).await
+    }
+
+    /// As [`handshake`](Self::handshake), from the local address `from` (on loopback any `127.x.y.z` works, so a
+    /// test can play several "addresses").
+    pub async fn handshake_from(server: SocketAddr, from: std::net::IpAddr) -> Self {
+        Self::handshake_on(connect_from(server, from).await.unwrap(), server).await
+    }
+
+    /// As [`connect`](Self::connect), from the local address `from`.
+    pub async fn connect_from(server: SocketAddr, from: std::net::IpAddr) -> Self {
+        let mut client = Self::handshake_from(server, from).await;
+        client.hello().await;
+        client
+    }
+
+    /// Completes the Noise handshake on a connected stream.
+    async fn handshake_on(stream: TcpStream, server: SocketAddr) -> Self {
+        Self::try_handshake_on(stream, server).await.expect("the server answers the handshake")
+    }
+
+    /// Connects from `from` and says hello; `None` when the server refuses (resets the connection, or answers
+    /// with an error) instead of welcoming it.
+    pub async fn try_connect_from(server: SocketAddr, from: std::net::IpAddr) -> Option<Self> {
+        let stream = connect_from(server, from).await.ok()?;
+        let mut client = Self::try_handshake_on(stream, server).await?;
+        client.send(&ClientMessage::Hello { version: PROTOCOL_VERSION, client: "integration-test".into() }).await;
+        match tokio::time::timeout(PATIENCE, client.read_message()).await {
+            Ok(Some(ServerMessage::Welcome { .. })) => Some(client),
+            _ => None,
+        }
+    }
+
+    /// The handshake, or `None` when the server closes or resets the connection instead of answering.
+    async fn try_handshake_on(mut stream: TcpStream, server: SocketAddr) -> Option<Self> {
         let mut initiator = Initiator::new().unwrap();
         let msg1 = initiator.start().unwrap();
-        stream.write_all(&msg1).await.unwrap();
+        stream.write_all(&msg1).await.ok()?;
         let mut msg2 = [0u8; HANDSHAKE_MSG2_LEN];
-        tokio::time::timeout(PATIENCE, stream.read_exact(&mut msg2)).await.expect("handshake answer").unwrap();
+        tokio::time::timeout(PATIENCE, stream.read_exact(&mut msg2)).await.expect("handshake answer or close").ok()?;
         let (noise, _key) = initiator.finish(&msg2).unwrap();
         let mut wire = msg1;
         wire.extend_from_slice(&msg2);
-        Self {
+        Some(Self {
             server,
             stream,
             noise,
@@ -149,18 +183,22 @@ impl Client {
             next_msg_id: msg_id_base(),
             grant: None,
             wire,
-        }
+        })
     }
 
     /// Connects, handshakes and says hello.
     pub async fn connect(server: SocketAddr) -> Self {
         let mut client = Self::handshake(server).await;
-        client.send(&ClientMessage::Hello { version: PROTOCOL_VERSION, client: "integration-test".into() }).await;
-        match client.recv().await {
+        client.hello().await;
+        client
+    }
+
+    async fn hello(&mut self) {
+        self.send(&ClientMessage::Hello { version: PROTOCOL_VERSION, client: "integration-test".into() }).await;
+        match self.recv().await {
             ServerMessage::Welcome { version, .. } => assert_eq!(version, PROTOCOL_VERSION),
             other => panic!("expected Welcome, got {other:?}"),
         }
-        client
     }
 
     /// Registers (ignoring "taken") and logs in on a fresh connection.
@@ -605,6 +643,13 @@ impl UdpClient {
             self.step(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// A TCP connection to `server` from the local address `from` (port chosen by the kernel).
+pub async fn connect_from(server: SocketAddr, from: std::net::IpAddr) -> std::io::Result<TcpStream> {
+    let socket = if from.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(server).await
 }
 
 /// Whether `needle` occurs in `haystack`.
