@@ -26,7 +26,8 @@ pub struct SessionRef {
 /// Why the hub closed a connection. (A session whose UDP path goes silent is not closed: its pushes move to TCP.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The client stopped reading: its control queue or UDP backlog is full, or it could not take `LoggedOut`.
+    /// The client stopped reading: the hub holds as much for it as a session may
+    /// ([`MAX_SESSION_QUEUE_BYTES`](crate::limits::MAX_SESSION_QUEUE_BYTES)), or it could not take `LoggedOut`.
     TooSlow,
 }
 
