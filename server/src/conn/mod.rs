@@ -465,9 +465,14 @@ impl Connection {
         Ok(())
     }
 
-    /// Moves waiting session messages into the write buffer, at most [`MAX_MESSAGES_PER_WRITE`].
+    /// Moves waiting session messages into the write buffer, at most [`MAX_MESSAGES_PER_WRITE`], and none once
+    /// [`MAX_UNSENT_OUTPUT_BYTES`] wait unsent: what stays in the session queue is counted against the session's
+    /// budget by the hub, what moves here is not, so a client that does not read must not pull it all in here.
     fn drain_queue(&mut self) {
         for _ in 0..MAX_MESSAGES_PER_WRITE {
+            if self.channel.pending() >= MAX_UNSENT_OUTPUT_BYTES {
+                break;
+            }
             let Some(live) = self.session.as_mut() else { break };
             match live.queue.try_recv() {
                 Ok(message) => self.queue(&message),

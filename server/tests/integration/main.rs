@@ -8,6 +8,7 @@ mod accounts;
 mod binary;
 mod chat;
 mod history;
+mod hostile_chat;
 mod limits;
 mod liveness;
 mod resend;
