@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chatlab_proto::chat::Target;
 use chatlab_proto::control::{
-    ClientMessage, FrameDecoder, KeyMaterial, Password, ServerMessage, decode_server, encode, encode_frame,
+    ClientMessage, ErrorCode, FrameDecoder, KeyMaterial, Password, ServerMessage, decode_server, encode, encode_frame,
 };
 use chatlab_proto::limits::PROTOCOL_VERSION;
 use chatlab_proto::noise::{HANDSHAKE_MSG2_LEN, Initiator, Transport};
@@ -32,6 +32,10 @@ pub const PASSWORD: &str = "measurement password";
 /// sessions and not the password hashing. Start the server with the same cost (`--password-memory-kib 8
 /// --password-iterations 1`), or it would upgrade every hash at login.
 pub const CHEAP_PASSWORDS: PasswordParams = PasswordParams::INSECURE_FAST_FOR_TESTS;
+
+/// Logins tried per session before giving up, and the pause between two.
+const LOGIN_ATTEMPTS: u32 = 10;
+const LOGIN_RETRY_PAUSE: Duration = Duration::from_secs(3);
 
 /// Bytes read from the socket at once.
 const READ_CHUNK: usize = 16 * 1024;
@@ -113,22 +117,30 @@ impl RawClient {
         }
     }
 
-    /// Connects and logs in as `user`.
+    /// Connects and logs in as `user`. A login refused as rate limited is tried again after a pause, a few times:
+    /// many correct logins at once from one address can trip the server's login limiter.
     pub async fn user(server: SocketAddr, user: &str) -> io::Result<(Self, Grant)> {
         let mut client = Self::connect(server).await?;
         let login = ClientMessage::Login { username: user.into(), password: Password::new(PASSWORD) };
-        client.send(&login).await?;
-        loop {
-            match client.recv().await? {
-                ServerMessage::SessionGrant { connection_id, key_material, udp_port, .. } => {
-                    return Ok((client, Grant { connection_id, key_material, udp_port }));
+        for attempt in 1..=LOGIN_ATTEMPTS {
+            client.send(&login).await?;
+            loop {
+                match client.recv().await? {
+                    ServerMessage::SessionGrant { connection_id, key_material, udp_port, .. } => {
+                        return Ok((client, Grant { connection_id, key_material, udp_port }));
+                    }
+                    ServerMessage::Error { code: ErrorCode::LoginRateLimited, .. } if attempt < LOGIN_ATTEMPTS => {
+                        tokio::time::sleep(LOGIN_RETRY_PAUSE).await;
+                        break;
+                    }
+                    ServerMessage::Error { code, message, .. } => {
+                        return Err(protocol_error(format!("login {user}: {code}: {message}")));
+                    }
+                    _ => {}
                 }
-                ServerMessage::Error { code, message, .. } => {
-                    return Err(protocol_error(format!("login {user}: {code}: {message}")));
-                }
-                _ => {}
             }
         }
+        Err(protocol_error(format!("login {user}: no answer")))
     }
 
     /// A fresh request number or client message id.
