@@ -43,11 +43,11 @@ struct Args {
     #[arg(long, env = "CHATLAB_MAX_CONNECTIONS", default_value_t = default_max_connections())]
     max_connections: usize,
 
-    /// Chat messages a session may send in one burst.
+    /// Chat messages a user (all their sessions together) may send in one burst; invalid ones count too.
     #[arg(long, env = "CHATLAB_FLOOD_BURST", default_value_t = DEFAULT_FLOOD_BURST)]
     flood_burst: f64,
 
-    /// Chat messages per second a session may keep up.
+    /// Chat messages per second a user (all their sessions together) may keep up.
     #[arg(long, env = "CHATLAB_FLOOD_RATE", default_value_t = DEFAULT_FLOOD_RATE)]
     flood_rate: f64,
 
