@@ -107,3 +107,57 @@ async fn a_udp_client_that_never_acknowledges_is_disconnected_within_the_byte_bu
     ann.expect(|m| matches!(m, ServerMessage::Chat(c) if c.id == id).then_some(())).await;
     server.stop().await;
 }
+
+/// Log lines written while a test runs, through a subscriber set for the test's thread (the server's tasks run on
+/// it too: `#[tokio::test]` uses a single-threaded runtime).
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
+    type Writer = CapturedLog;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// The bug: every refusal wrote an INFO line, so one client refused in a loop grew the log by 14 MB a second. Now
+/// refused requests (per connection) and refused chat messages (in the hub) are each logged as the first refusal
+/// at once and then one summary with the counts per reason.
+#[tokio::test]
+async fn refusals_in_a_loop_are_logged_as_a_summary_not_one_line_each() {
+    let log = CapturedLog::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(log.clone())
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let server = TestServer::start().await;
+    let mut eve = Client::user(server.addr, "eve").await;
+    for _ in 0..100 {
+        let req = eve.req();
+        eve.send(&chatlab_proto::control::ClientMessage::SyncHistory { req, after_id: 0, limit: 0 }).await;
+        eve.expect_error(ErrorCode::HistoryLimit).await;
+        assert_eq!(eve.chat(Target::World, "bell \u{7}").await, Err(ErrorCode::TextInvalid));
+    }
+    drop(eve);
+    server.stop().await;
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    for (what, code) in [("requests refused", "304"), ("chat messages refused", "301")] {
+        let lines: Vec<&str> = text.lines().filter(|line| line.contains(what)).collect();
+        assert_eq!(lines.len(), 2, "the first at once, the other 99 in one summary: {lines:#?}");
+        assert!(lines[1].contains("refused=99") && lines[1].contains(code), "{}", lines[1]);
+    }
+}
