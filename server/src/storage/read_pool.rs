@@ -17,6 +17,9 @@
 //! syncs. A session asks for one page at a time (its connection task waits for each answer), so no session can take
 //! more than one of them.
 //!
+//! Should SQLite refuse WAL mode (some network file systems cannot share its memory map), the readers still work,
+//! only as a rollback journal allows: a reader then waits while a commit writes the file (up to the busy timeout).
+//!
 //! Only a database file can be shared between connections like this; an in-memory database exists once per
 //! connection, so [`super::SqliteStorage::open_in_memory`] has no pool and reads through its one connection.
 
