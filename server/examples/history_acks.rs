@@ -5,12 +5,15 @@
 //! The server runs in its own process:
 //!
 //! ```text
-//! chatlab-server --listen 127.0.0.1:7980 --data /tmp/acks-data --password-memory-kib 8 --password-iterations 1 &
+//! chatlab-server --listen 127.0.0.1:7980 --data /tmp/acks-data --password-memory-kib 8 --password-iterations 1 \
+//!     --flood-rate 10000 --flood-burst 10000 --max-connections-per-ip 1000 &
 //! cargo run --release -p chatlab-server --example history_acks -- \
 //!     --server 127.0.0.1:7980 --data /tmp/acks-data --syncers 32 --history 2000
 //! ```
 //!
-//! The accounts and a world history of `--history` messages are written into the server's database first. The
+//! The flood limits are raised because the measured user sends 100 messages a second, and the connection limit
+//! because all the sessions come from one address. The accounts and a world history of `--history` messages are
+//! written into the server's database first. The
 //! measured user sends a private message to a second user every `--interval-ms` and times the `ChatAccepted`: the
 //! server answers only after the message is durable, so this is the full path of a chat message through the hub
 //! and the storage writer, the one that must not wait behind history pages.
