@@ -269,7 +269,10 @@ impl ClientError {
             ErrorCode::UnknownUser => ClientError::UnknownUser { message },
             ErrorCode::NotLoggedIn => ClientError::NotLoggedIn,
             ErrorCode::AlreadyLoggedIn => ClientError::AlreadyLoggedIn,
-            ErrorCode::ServerShuttingDown | ErrorCode::TooManyConnections => {
+            ErrorCode::ServerShuttingDown
+            | ErrorCode::TooManyConnections
+            | ErrorCode::TooSlow
+            | ErrorCode::ProtocolViolation => {
                 ClientError::Disconnected { reason: message_or_description(code, message) }
             }
             // The server's sentence is kept; the sizes are only known where the text is (see `text_too_long`).
@@ -411,6 +414,8 @@ mod tests {
             (ErrorCode::TooManyRequests, ErrorCategory::Rejected),
             (ErrorCode::Internal, ErrorCategory::Rejected),
             (ErrorCode::ServerShuttingDown, ErrorCategory::Connection),
+            (ErrorCode::TooSlow, ErrorCategory::Connection),
+            (ErrorCode::ProtocolViolation, ErrorCategory::Connection),
         ];
         assert_eq!(expected.len(), ErrorCode::known().count(), "every known code is listed");
         for (code, category) in expected {

@@ -81,6 +81,13 @@ pub enum TransportReason {
         /// How long nothing arrived.
         silent_for: Duration,
     },
+    /// The server's datagrams broke the reliability protocol or exceeded this client's receive budget, so the
+    /// client's engine ended the UDP session (see `chatlab_proto::engine::ConnectionError`). An honest server never
+    /// causes it; a hostile one cannot make the client hold more than its budget.
+    UdpFailed {
+        /// The engine's explanation.
+        reason: String,
+    },
 }
 
 impl std::fmt::Display for TransportReason {
@@ -93,6 +100,9 @@ impl std::fmt::Display for TransportReason {
             }
             TransportReason::UdpSilent { silent_for } => {
                 write!(f, "nothing heard over UDP for {} s; chatting over TCP", silent_for.as_secs())
+            }
+            TransportReason::UdpFailed { reason } => {
+                write!(f, "the server's datagrams broke the protocol ({reason}); chatting over TCP")
             }
         }
     }

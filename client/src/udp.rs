@@ -90,6 +90,8 @@ pub(crate) enum UdpReport {
     Undecodable(String),
     /// Nothing arrived for the engine's idle timeout.
     PeerIdle,
+    /// The engine ended the UDP session because of what the server sent.
+    Failed(chatlab_proto::engine::ConnectionError),
     /// The engine refused a message.
     SendFailed { client_msg_id: u64, error: SendError },
 }
@@ -276,6 +278,7 @@ async fn run(
                     Err(err) => UdpReport::Undecodable(err.to_string()),
                 },
                 Event::PeerIdle => UdpReport::PeerIdle,
+                Event::Failed(error) => UdpReport::Failed(error),
                 Event::Acked(_) => continue,
             };
             if !report(r).await {

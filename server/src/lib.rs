@@ -24,7 +24,8 @@
 //! - `writer`: the storage writer thread and its group commit.
 //! - [`storage`]: the [`storage::Storage`] trait, SQLite (WAL, `synchronous=FULL`, migrations) and an in-memory
 //!   version for tests. [`password`]: Argon2id. [`admission`] and [`rate_limit`]: connection caps, login and
-//!   registration limits, token buckets. [`clock`]: the wall clock of message timestamps.
+//!   registration limits, token buckets. [`log_summary`]: refusals logged as one line per reason and interval.
+//!   [`clock`]: the wall clock of message timestamps.
 //!
 //! ## Concurrency model
 //!
@@ -33,7 +34,7 @@
 //!  TCP ──accept──▶ │ Noise handshake · frames · Hello/Register/Login       │── history reads ──▶ spawn_blocking
 //!                  │ Argon2 on blocking threads (semaphore)                │       (SQLite)
 //!                  └──────▲───────────────────────────────┬───────────────┘
-//!          session queue  │ (bounded, CONTROL_QUEUE_DEPTH) │ HubInput (bounded)
+//!          session queue  │ (bounded in bytes)             │ HubInput (bounded)
 //!                  ┌──────┴───────────────────────────────▼───────────────┐
 //!  UDP ◀────────▶  │ hub task: sessions · presence · endpoints · timers    │── WriteRequest ──▶ writer thread
 //!                  │ flood buckets · fan-out                               │◀─ Committed ─────  (group commit)
@@ -48,8 +49,9 @@
 //! - **One writer thread** appends chat messages in batches, one transaction and one `fsync` per batch (group
 //!   commit). A message is acknowledged and fanned out only after its batch committed.
 //! - **Every queue is bounded.** A connection waits when the hub's queue is full; the hub refuses chat ("server
-//!   busy") when the writer's queue is full; and a client whose session queue or UDP backlog is full is
-//!   disconnected with a log line instead of being buffered without limit.
+//!   busy") when the writer's queue is full; and a client for which the hub holds more than
+//!   [`limits::MAX_SESSION_QUEUE_BYTES`] (control queue, UDP backlog and unacknowledged datagrams together) is
+//!   disconnected instead of being buffered without limit.
 
 pub mod admission;
 pub mod clock;
@@ -58,6 +60,7 @@ mod conn;
 pub mod error;
 mod hub;
 pub mod limits;
+pub mod log_summary;
 pub mod net;
 pub mod password;
 pub mod rate_limit;

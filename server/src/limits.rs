@@ -36,9 +36,10 @@ pub const FALLBACK_MAX_CONNECTIONS: usize = TYPICAL_SOFT_FD_LIMIT - FD_HEADROOM;
 pub const MAX_DEFAULT_CONNECTIONS: usize = 65_536;
 
 /// Time between two summaries of refusals in the log (connections refused or shed, handshakes over their rate,
-/// requests refused). A flood of attempts must not become a flood of log lines, which costs disk and hides
-/// everything else: refusals are counted per reason, and one line per interval says how many there were and which
-/// address sent the most (see `admission::refusals`).
+/// requests refused, invalid or flooding chat messages, sessions closed for not reading). A flood of attempts must
+/// not become a flood of log lines: one client sending invalid messages in a loop once grew the log by 14 MB a
+/// second, which costs disk and hides everything else. Refusals are counted per reason, and one line per interval
+/// says how many there were and who caused them (see `admission::refusals` and `log_summary`).
 pub const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Addresses whose refusals are counted one by one within one [`REFUSAL_LOG_INTERVAL`], so the summary can name the
@@ -195,8 +196,8 @@ pub const RECEIVED_PER_SESSION: BucketShape = BucketShape { capacity: 2000.0, re
 /// sends one id per report; a 64 KiB frame could otherwise name about 7 000 and make one report a large write.
 pub const MAX_RECEIVED_IDS: usize = 1024;
 
-/// Control messages queued towards one client before the server gives up on it. A client that stops reading its
-/// socket must not make the server hold an ever-growing queue; at this depth it is disconnected with a log line.
+/// Control messages queued towards one client before the server gives up on it, a second bound beside the one that
+/// matters, [`MAX_SESSION_QUEUE_BYTES`]: at the smallest charge per message the byte budget holds about as many.
 pub const CONTROL_QUEUE_DEPTH: usize = 4096;
 
 /// Commands waiting for the hub (the task that owns every session): logins, chat messages, committed batches. A
@@ -212,11 +213,6 @@ pub const WRITER_QUEUE_DEPTH: usize = 16_384;
 /// Messages committed in one transaction at most. Group commit gets cheaper per message as batches grow, but one
 /// huge batch delays the acknowledgement of its first message; 4 096 short messages commit in a few milliseconds.
 pub const MAX_COMMIT_BATCH: usize = 4096;
-
-/// Messages waiting for room in one session's UDP send window (the engine refuses new messages when its window is
-/// full, which is its back-pressure). A client that acknowledges nothing while this many messages wait is not
-/// keeping up; it is disconnected, as a client with a full control queue is.
-pub const UDP_BACKLOG_DEPTH: usize = 4096;
 
 /// Time a connection beyond its address's connection cap gets to finish the handshake, so that the refusal can be
 /// sent encrypted with a clear error code. Short, because the slot it holds is one the cap meant to deny.
@@ -254,3 +250,17 @@ pub const TIMER_HEAP_SLACK: usize = 8;
 /// Keepalive interval of the server's side of the datagram engine at most: it must stay below the idle timeout
 /// (the engine insists) and at most a third of it, so that two lost pings never move a live session off UDP.
 pub const UDP_KEEPALIVE_FRACTION: u32 = 3;
+
+/// Bytes the hub may hold for one session on their way out: its control queue, its UDP backlog and its UDP messages
+/// not yet acknowledged, together (see `hub::outbox`). A client that lets this fill up has stopped reading and is
+/// disconnected. Counted in bytes because messages differ a thousandfold in size: the old bound of 4 096 messages
+/// let one silent client pin 18 MB. 512 KiB holds a few thousand ordinary pushes (a world room of a hundred people
+/// talking for minutes), the online list of 10 000 users, or a hundred maximum-length messages; a reader that is
+/// merely slow drains it long before, while the connection's own buffers (`MAX_UNSENT_OUTPUT_BYTES`) and the
+/// kernel's socket buffers absorb the rest.
+pub const MAX_SESSION_QUEUE_BYTES: usize = 512 * 1024;
+
+/// Bookkeeping charged per queued message on top of its own bytes: a queue slot, a map entry, the engine's record
+/// of a message in flight. An estimate (a few pointers and counters each, rounded up), so that a flood of tiny
+/// messages counts against [`MAX_SESSION_QUEUE_BYTES`] as the memory it really takes.
+pub const PER_MESSAGE_OVERHEAD_BYTES: usize = 128;

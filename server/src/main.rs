@@ -58,12 +58,11 @@ struct Args {
     #[arg(long, env = "CHATLAB_MAX_REGISTRATIONS_PER_IP", default_value_t = DEFAULT_MAX_REGISTRATIONS_PER_IP)]
     max_registrations_per_ip: u32,
 
-    /// Chat messages a user may send in one burst, all their sessions together (logging in again does not
-    /// refill it).
+    /// Chat messages a user (all their sessions together) may send in one burst; invalid ones count too.
     #[arg(long, env = "CHATLAB_FLOOD_BURST", default_value_t = DEFAULT_FLOOD_BURST)]
     flood_burst: f64,
 
-    /// Chat messages per second a user may keep up, all their sessions together.
+    /// Chat messages per second a user (all their sessions together) may keep up.
     #[arg(long, env = "CHATLAB_FLOOD_RATE", default_value_t = DEFAULT_FLOOD_RATE)]
     flood_rate: f64,
 

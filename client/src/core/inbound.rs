@@ -93,6 +93,7 @@ impl Actor {
         match report {
             UdpReport::Confirmed => self.udp_confirmed().await,
             UdpReport::PeerIdle => self.udp_silent().await,
+            UdpReport::Failed(error) => self.udp_failed(error).await,
             UdpReport::Payload(ChatPayload::Accepted { client_msg_id, id, sent_at_ms }) => {
                 self.accept(client_msg_id, id, sent_at_ms, Transport::Udp).await
             }
@@ -113,6 +114,10 @@ impl Actor {
                         chatlab_proto::engine::SendError::WindowFull { in_flight } => ClientError::Busy { in_flight },
                         chatlab_proto::engine::SendError::TooLarge { len, max } => {
                             ClientError::TextTooLong { len, max }
+                        }
+                        // The engine failed; the report of its failure moves chat to TCP right after this one.
+                        chatlab_proto::engine::SendError::Closed(error) => {
+                            ClientError::Disconnected { reason: error.to_string() }
                         }
                     };
                     let _ = send.reply.send(Err(err));

@@ -129,6 +129,18 @@ impl Actor {
         }
     }
 
+    /// The client's engine ended the UDP session because of what the server sent: chat moves to TCP for the rest
+    /// of the session (the endpoint is spent; the next login gets a new one).
+    pub(super) async fn udp_failed(&mut self, error: chatlab_proto::engine::ConnectionError) {
+        tracing::warn!(%error, "the server's datagrams broke the protocol; moving chat to TCP");
+        let Some(session) = self.session.as_mut() else { return };
+        if session.transport == Transport::Udp || session.probe.is_some() {
+            self.fall_back_to_tcp(TransportReason::UdpFailed { reason: error.to_string() }).await;
+        } else {
+            session.udp = None;
+        }
+    }
+
     /// Moves chat to TCP for `reason`: stops the UDP task (the session keeps its endpoint for a later switch back),
     /// tells the server, sends what waited or was lost with UDP.
     async fn fall_back_to_tcp(&mut self, reason: TransportReason) {

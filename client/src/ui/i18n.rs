@@ -316,6 +316,9 @@ pub static EN: Texts = Texts {
             TransportReason::UdpUnanswered { address } => {
                 format!("No answer over UDP from {address} (a firewall may block UDP); chatting over TCP instead.")
             }
+            TransportReason::UdpBroken { reason } => {
+                format!("The server's UDP datagrams broke the protocol ({reason}); chatting over TCP instead.")
+            }
         }
     },
     transport_switching: |transport| format!("Switching to {}…", transport_name(transport)),
@@ -473,6 +476,9 @@ pub static ZH: Texts = Texts {
             TransportReason::Requested | TransportReason::SessionStart => format!("聊天消息现在通过 {name} 传输。"),
             TransportReason::UdpUnanswered { address } => {
                 format!("{address} 没有通过 UDP 回应（可能被防火墙拦截），改用 TCP 聊天。")
+            }
+            TransportReason::UdpBroken { reason } => {
+                format!("服务器的 UDP 数据报违反了协议（{reason}），改用 TCP 聊天。")
             }
         }
     },

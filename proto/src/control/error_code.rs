@@ -28,6 +28,9 @@ pub enum ErrorCode {
     Malformed,
     /// 102: the client sent more frames before logging in than the server allows.
     TooManyFramesBeforeLogin,
+    /// 103: the client's datagrams broke the reliability protocol or made the server hold more than the session's
+    /// receive budget (see `engine::ConnectionError`); the session was closed. An honest client never sees it.
+    ProtocolViolation,
     /// 200: the request needs a logged-in session.
     NotLoggedIn,
     /// 201: this connection is already logged in.
@@ -59,6 +62,9 @@ pub enum ErrorCode {
     /// continuously). Not [`ErrorCode::FloodLimited`], which is about chat messages: a client that shows "you are
     /// sending too fast" for a refused history page would blame the user for what its own code did.
     TooManyRequests,
+    /// 306: the client did not read what the server sent fast enough: the server held as much for the session as
+    /// a session may, and closed it. Reconnecting is fine; a client that stops reading for a long time is not.
+    TooSlow,
     /// 500: something went wrong inside the server.
     Internal,
     /// 501: the server is shutting down.
@@ -70,10 +76,11 @@ pub enum ErrorCode {
 
 /// Every known code, in numeric order. [`ErrorCode::from_u16`] searches it; [`ErrorCode::as_u16`] is an exhaustive
 /// `match`, so the compiler insists every variant has a number.
-const KNOWN: [ErrorCode; 19] = [
+const KNOWN: [ErrorCode; 21] = [
     ErrorCode::VersionMismatch,
     ErrorCode::Malformed,
     ErrorCode::TooManyFramesBeforeLogin,
+    ErrorCode::ProtocolViolation,
     ErrorCode::NotLoggedIn,
     ErrorCode::AlreadyLoggedIn,
     ErrorCode::UsernameInvalid,
@@ -88,6 +95,7 @@ const KNOWN: [ErrorCode; 19] = [
     ErrorCode::FloodLimited,
     ErrorCode::HistoryLimit,
     ErrorCode::TooManyRequests,
+    ErrorCode::TooSlow,
     ErrorCode::Internal,
     ErrorCode::ServerShuttingDown,
 ];
@@ -104,6 +112,7 @@ impl ErrorCode {
             ErrorCode::VersionMismatch => 100,
             ErrorCode::Malformed => 101,
             ErrorCode::TooManyFramesBeforeLogin => 102,
+            ErrorCode::ProtocolViolation => 103,
             ErrorCode::NotLoggedIn => 200,
             ErrorCode::AlreadyLoggedIn => 201,
             ErrorCode::UsernameInvalid => 202,
@@ -118,6 +127,7 @@ impl ErrorCode {
             ErrorCode::FloodLimited => 303,
             ErrorCode::HistoryLimit => 304,
             ErrorCode::TooManyRequests => 305,
+            ErrorCode::TooSlow => 306,
             ErrorCode::Internal => 500,
             ErrorCode::ServerShuttingDown => 501,
             ErrorCode::Unknown(number) => number,
@@ -135,6 +145,7 @@ impl ErrorCode {
             ErrorCode::VersionMismatch => "The client and server speak different protocol versions.",
             ErrorCode::Malformed => "The message could not be decoded.",
             ErrorCode::TooManyFramesBeforeLogin => "Too many messages were sent before logging in.",
+            ErrorCode::ProtocolViolation => "The client broke the datagram protocol; the session was closed.",
             ErrorCode::NotLoggedIn => "This request needs a logged-in session.",
             ErrorCode::AlreadyLoggedIn => "This connection is already logged in.",
             ErrorCode::UsernameInvalid => "User names are 1 to 32 characters from a-z, 0-9, '.', '_' and '-'.",
@@ -149,6 +160,7 @@ impl ErrorCode {
             ErrorCode::FloodLimited => "Messages are being sent too fast; slow down.",
             ErrorCode::HistoryLimit => "The history request asked for too few or too many messages.",
             ErrorCode::TooManyRequests => "Too many history or user-list requests; wait a moment and ask again.",
+            ErrorCode::TooSlow => "The client did not read its messages fast enough; the session was closed.",
             ErrorCode::Internal => "The server hit an internal error.",
             ErrorCode::ServerShuttingDown => "The server is shutting down.",
             ErrorCode::Unknown(_) => "The server reported an error this client does not know.",
@@ -183,10 +195,11 @@ mod tests {
     #[test]
     fn numbers_are_stable() {
         // Changing a number here breaks every deployed client: this table is the contract.
-        let expected: [(ErrorCode, u16); 19] = [
+        let expected: [(ErrorCode, u16); 21] = [
             (ErrorCode::VersionMismatch, 100),
             (ErrorCode::Malformed, 101),
             (ErrorCode::TooManyFramesBeforeLogin, 102),
+            (ErrorCode::ProtocolViolation, 103),
             (ErrorCode::NotLoggedIn, 200),
             (ErrorCode::AlreadyLoggedIn, 201),
             (ErrorCode::UsernameInvalid, 202),
@@ -201,6 +214,7 @@ mod tests {
             (ErrorCode::FloodLimited, 303),
             (ErrorCode::HistoryLimit, 304),
             (ErrorCode::TooManyRequests, 305),
+            (ErrorCode::TooSlow, 306),
             (ErrorCode::Internal, 500),
             (ErrorCode::ServerShuttingDown, 501),
         ];

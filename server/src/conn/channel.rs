@@ -63,7 +63,6 @@ pub struct ControlChannel {
     stream: TcpStream,
     noise: Transport,
     decoder: FrameDecoder,
-    read_buf: Vec<u8>,
     write_buf: Vec<u8>,
 }
 
@@ -72,6 +71,10 @@ impl std::fmt::Debug for ControlChannel {
         f.debug_struct("ControlChannel").field("pending_write", &self.write_buf.len()).finish_non_exhaustive()
     }
 }
+
+/// Capacity of the empty write buffer kept after a flush: enough for the few small frames of ordinary traffic
+/// without a new allocation each time, small enough that an idle connection holds almost nothing.
+const KEEP_WRITE_CAPACITY: usize = 4 * 1024;
 
 /// Largest frame accepted before login, as the decoder's `u16` limit.
 const PRE_LOGIN_FRAME_LIMIT: u16 =
@@ -100,7 +103,6 @@ impl ControlChannel {
             stream,
             noise,
             decoder: FrameDecoder::with_max_frame_bytes(PRE_LOGIN_FRAME_LIMIT),
-            read_buf: vec![0u8; READ_CHUNK_BYTES],
             write_buf: Vec::new(),
         })
     }
@@ -111,14 +113,30 @@ impl ControlChannel {
     }
 
     /// Waits for bytes from the peer and buffers them. `Ok(false)` when the peer closed the connection. Safe to
-    /// cancel: bytes are only consumed by a `read` that completed.
+    /// cancel: waiting for readiness consumes nothing, and the read that follows it does not wait.
+    ///
+    /// A connection spends nearly all its life waiting, so it holds no read buffer of its own while it waits: it
+    /// waits for the socket to become *readable*, and only then reads into a buffer on the stack
+    /// ([`read_ready`](Self::read_ready)). A 16 KiB buffer per connection was most of what an idle session cost.
     pub async fn read_some(&mut self) -> io::Result<bool> {
-        let n = self.stream.read(&mut self.read_buf).await?;
-        if n == 0 {
-            return Ok(false);
+        loop {
+            self.stream.readable().await?;
+            match self.read_ready() {
+                Ok(n) => return Ok(n > 0),
+                // Readiness can be spurious: wait again.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error) => return Err(error),
+            }
         }
-        self.decoder.extend(self.read_buf.get(..n).unwrap_or_default());
-        Ok(true)
+    }
+
+    /// Reads what the socket holds now, without waiting, into the decoder; the number of bytes (0: closed). Not
+    /// `async`, so the buffer lives on the stack only for the call and never in the connection's future.
+    fn read_ready(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; READ_CHUNK_BYTES];
+        let n = self.stream.try_read(&mut chunk)?;
+        self.decoder.extend(chunk.get(..n).unwrap_or_default());
+        Ok(n)
     }
 
     /// The next complete frame (still encrypted), if one has arrived.
@@ -165,6 +183,10 @@ impl ControlChannel {
                 return Err(io::ErrorKind::WriteZero.into());
             }
             self.write_buf.drain(..written.min(self.write_buf.len()));
+        }
+        // A burst (a user list, a history page) leaves a large buffer behind; an idle connection gives it back.
+        if self.write_buf.capacity() > KEEP_WRITE_CAPACITY {
+            self.write_buf = Vec::new();
         }
         Ok(())
     }

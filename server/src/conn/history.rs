@@ -5,10 +5,15 @@
 //! one, the query asks for one row more than the page may hold: if that row exists, `more` is true. Every page is
 //! one index range scan, so paging through a history of any length costs time linear in its length.
 //!
+//! Pages are read and built a few at a time over the whole process ([`HISTORY_SLOTS`]), so a class syncing its
+//! history never slows down the chat of the others.
+//!
 //! A sync page is also where offline messages are delivered: the private messages to this user that were still
 //! waiting are marked delivered as the page goes out, and their senders get receipts through the hub.
 
 use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 
 use chatlab_proto::chat::{ChatMessage, Target, Username};
 use chatlab_proto::control::{ErrorCode, PageBuilder, ServerMessage};
@@ -17,7 +22,22 @@ use super::{Connection, Flow};
 use crate::clock::utc_now_ms;
 use crate::hub::input::HubInput;
 use crate::limits::MAX_HISTORY_PAGE;
-use crate::storage::{DeliveryReceipt, MessageId, StorageError, StoredMessage, StoredRecipient, StoredTarget, UserId};
+use crate::storage::{
+    DeliveryReceipt, MessageId, READ_CONNECTIONS, StorageError, StoredMessage, StoredRecipient, StoredTarget, UserId,
+};
+
+/// History pages being read and built at once in this process, whoever asks: one per pooled read connection.
+///
+/// Reading a page is the cheap half; building it (rows into messages, MessagePack, encryption of up to 64 KiB)
+/// runs on the same runtime threads as the hub and every connection, and 32 sessions syncing in a loop kept those
+/// threads so busy that a chat acknowledgement, which needs them four times on its way, waited 20 ms at the median.
+/// So a page is read *and* built holding one of these slots: the work on history never takes more than
+/// [`READ_CONNECTIONS`] threads' worth of the machine, and the rest stays free for chat. The slots are handed out
+/// in the order they were asked for (tokio's semaphore is fair) and a session asks for one page at a time, so this
+/// is also each session's read budget: one page in progress, and its turn after everyone already waiting (on top
+/// of the request rate of `REQUESTS_PER_SESSION`). Per process rather than per server, because the CPU it
+/// protects is the process's.
+static HISTORY_SLOTS: Semaphore = Semaphore::const_new(READ_CONNECTIONS);
 
 /// One page, ready to send, and the receipts its sending produced.
 #[derive(Debug, Default)]
@@ -90,6 +110,8 @@ impl Connection {
             self.refuse(Some(req), ErrorCode::HistoryLimit, "a history page must hold at least one message");
             return Ok(());
         };
+        // Held until the page is queued, built and encrypted (see `HISTORY_SLOTS`). The semaphore is never closed.
+        let _slot = HISTORY_SLOTS.acquire().await.ok();
         let storage = Arc::clone(&self.context.storage);
         let page = tokio::task::spawn_blocking(move || -> Result<Page, PageError> {
             let rows = storage.sync_after(user_id, after_id, limit.saturating_add(1))?;
@@ -128,6 +150,8 @@ impl Connection {
             self.refuse(Some(req), ErrorCode::HistoryLimit, "a history page must hold at least one message");
             return;
         };
+        // Held until the page is queued, built and encrypted (see `HISTORY_SLOTS`). The semaphore is never closed.
+        let _slot = HISTORY_SLOTS.acquire().await.ok();
         let storage = Arc::clone(&self.context.storage);
         let target = target.clone();
         let page = tokio::task::spawn_blocking(move || -> Result<Page, PageError> {

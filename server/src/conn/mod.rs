@@ -507,9 +507,14 @@ impl Connection {
         Ok(())
     }
 
-    /// Moves waiting session messages into the write buffer, at most [`MAX_MESSAGES_PER_WRITE`].
+    /// Moves waiting session messages into the write buffer, at most [`MAX_MESSAGES_PER_WRITE`], and none once
+    /// [`MAX_UNSENT_OUTPUT_BYTES`] wait unsent: what stays in the session queue is counted against the session's
+    /// budget by the hub, what moves here is not, so a client that does not read must not pull it all in here.
     fn drain_queue(&mut self) {
         for _ in 0..MAX_MESSAGES_PER_WRITE {
+            if self.channel.pending() >= MAX_UNSENT_OUTPUT_BYTES {
+                break;
+            }
             let Some(live) = self.session.as_mut() else { break };
             match live.queue.try_recv() {
                 Ok(message) => self.queue(&message),
@@ -566,7 +571,13 @@ impl Connection {
             }
         }
         match &end {
-            End::Killed(_) | End::Io(_) => {}
+            End::Killed(reason) => {
+                // Tell the client why, in case it still reads: bounded like every flush here, so a client that
+                // stopped reading costs at most that long.
+                self.queue(&ServerMessage::Error { req: None, code: reason.code(), message: reason.to_string() });
+                let _ = self.channel.flush(REFUSAL_HANDSHAKE_TIMEOUT).await;
+            }
+            End::Io(_) => {}
             _ => {
                 // Bounded: a client that reads nothing must not keep the task alive.
                 let _ = self.channel.flush(REFUSAL_HANDSHAKE_TIMEOUT).await;

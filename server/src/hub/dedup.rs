@@ -244,6 +244,14 @@ impl Dedup {
         dedup
     }
 
+    /// Whether `user` has used `client_msg_id` for a message stored recently or being stored: the one cheap
+    /// question to ask before hashing a text for [`check`](Self::check). A map lookup by id, nothing more.
+    pub fn knows(&self, user: UserId, client_msg_id: u64) -> bool {
+        self.users
+            .get(&user)
+            .is_some_and(|ids| ids.in_flight.contains_key(&client_msg_id) || ids.recent.contains_key(&client_msg_id))
+    }
+
     /// Looks up a message; attaches `waiter` when the first copy is still being stored.
     pub fn check(&mut self, user: UserId, client_msg_id: u64, fingerprint: u64, waiter: Waiter) -> Seen {
         let Some(ids) = self.users.get_mut(&user) else { return Seen::New };

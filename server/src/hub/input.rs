@@ -26,14 +26,30 @@ pub struct SessionRef {
 /// Why the hub closed a connection. (A session whose UDP path goes silent is not closed: its pushes move to TCP.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
-    /// The client stopped reading: its control queue or UDP backlog is full, or it could not take `LoggedOut`.
+    /// The client stopped reading: the hub holds as much for it as a session may
+    /// ([`MAX_SESSION_QUEUE_BYTES`](crate::limits::MAX_SESSION_QUEUE_BYTES)), or it could not take `LoggedOut`.
     TooSlow,
+    /// The client's datagrams broke the reliability protocol or exceeded the session's receive budget (a fragment
+    /// bomb, contradicting fragments, a gap never filled): its engine reported a
+    /// [`ConnectionError`](chatlab_proto::engine::ConnectionError), logged with the details.
+    ProtocolViolation,
+}
+
+impl CloseReason {
+    /// The error code the client is told before the connection closes.
+    pub fn code(self) -> ErrorCode {
+        match self {
+            CloseReason::TooSlow => ErrorCode::TooSlow,
+            CloseReason::ProtocolViolation => ErrorCode::ProtocolViolation,
+        }
+    }
 }
 
 impl std::fmt::Display for CloseReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             CloseReason::TooSlow => "client does not read fast enough (queue full)",
+            CloseReason::ProtocolViolation => "client broke the datagram protocol or exceeded its receive budget",
         })
     }
 }

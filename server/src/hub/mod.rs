@@ -25,15 +25,25 @@
 //! ## A message's path
 //!
 //! ```text
-//!  Chat (TCP) / Send (UDP) ─▶ validate text ─▶ flood bucket ─▶ writer queue ─▶ one transaction (group commit)
-//!                                   │ refused        │ refused                        │ unknown recipient: refused
-//!                                   ▼                ▼                                ▼
-//!                            Rejected on the transport it came on          Committed ─▶ Accepted to the sender,
-//!                                                                                       Message to every recipient
+//!  Chat (TCP) / Send (UDP) ─▶ resend? ─▶ flood bucket ─▶ validate text ─▶ writer queue ─▶ one transaction
+//!                                │ answered  │ refused         │ refused                      │ unknown recipient
+//!                                ▼           ▼                 ▼                              ▼
+//!                        Accepted (stored id)   Rejected on the transport it came on     Committed ─▶ Accepted,
+//!                                                                                        Message to recipients
 //! ```
 //!
 //! Nothing is acknowledged or fanned out before its transaction committed, so a message someone saw is a message
 //! the server still has after a crash.
+//!
+//! ## Cheapest check first
+//!
+//! Every chat message, valid or not, costs the sender a token of their flood bucket *before* anything else is done
+//! with it: checking a text, hashing it for de-duplication and answering a refusal all cost the server work, and a
+//! client sending invalid messages in a loop must run dry as fast as one sending valid ones. Only a true resend —
+//! an id this user already used, with the same text — is answered without a token, because it is not a new
+//! message; telling one apart costs a map lookup by id, and the text is hashed only for ids the user really used.
+//! Refusals are answered one by one but logged as a summary per reason and interval ([`crate::log_summary`]): one
+//! client refused in a loop once grew the log by 14 MB a second.
 //!
 //! ## Receipts
 //!
@@ -45,6 +55,7 @@
 
 pub mod dedup;
 pub mod input;
+pub mod outbox;
 pub mod seed;
 pub mod session;
 pub mod timers;
@@ -68,7 +79,8 @@ use self::dedup::{Seen, Waiter, fingerprint};
 use self::input::{ChatOutcome, ChatRequest, CloseReason, HubInput, LoginRequest, Refusal, SessionRef};
 use self::session::{NewSession, Session};
 use self::timers::Timers;
-use crate::limits::{MAX_FLOOD_USERS, UDP_KEEPALIVE_FRACTION, UDP_RECV_BUFFER_BYTES};
+use crate::limits::{MAX_FLOOD_USERS, REFUSAL_LOG_INTERVAL, UDP_KEEPALIVE_FRACTION, UDP_RECV_BUFFER_BYTES};
+use crate::log_summary::{LogSummary, Report};
 use crate::rate_limit::{BucketShape, KeyedBuckets};
 use crate::storage::{DeliveryReceipt, UserId};
 use crate::writer::WriteRequest;
@@ -126,7 +138,10 @@ pub struct Hub {
     config: HubConfig,
     udp: Arc<UdpSocket>,
     writer: Option<mpsc::Sender<WriteRequest>>,
-    sessions: HashMap<u64, Session>,
+    /// Boxed: a session is about 6 KiB (most of it the endpoint's keys and state), and a hash table keeps room
+    /// for more entries than it holds, so unboxed sessions would cost every empty slot 6 KiB as well — at 10 000
+    /// sessions, about 10 KiB more per session than the sessions themselves.
+    sessions: HashMap<u64, Box<Session>>,
     online: HashMap<UserId, OnlineUser>,
     next_serial: u64,
     timers: Timers,
@@ -138,6 +153,10 @@ pub struct Hub {
     send_buf: Vec<u8>,
     dedup: Dedup,
     flood: KeyedBuckets<UserId>,
+    /// Chat messages refused, by code, for the summary lines.
+    refused: LogSummary<ErrorCode>,
+    /// Sessions closed by the server, by reason, for the summary lines.
+    closed: LogSummary<CloseReason>,
 }
 
 impl Hub {
@@ -161,6 +180,8 @@ impl Hub {
             shutting_down: false,
             send_buf: Vec::with_capacity(MAX_DATAGRAM_BYTES),
             dedup,
+            refused: LogSummary::new(REFUSAL_LOG_INTERVAL),
+            closed: LogSummary::new(REFUSAL_LOG_INTERVAL),
         }
     }
 
@@ -169,7 +190,7 @@ impl Hub {
         let udp = Arc::clone(&self.udp);
         let mut datagram = vec![0u8; UDP_RECV_BUFFER_BYTES];
         loop {
-            let wake = self.timers.next().map(|at| self.epoch + at);
+            let wake = earliest(self.timers.next().map(|at| self.epoch + at), self.next_summary());
             tokio::select! {
                 input = inbox.recv() => match input {
                     Some(HubInput::WriterDone) | None => break,
@@ -184,8 +205,27 @@ impl Hub {
                 () = sleep_until(wake) => self.handle_timers(),
             }
             self.service_dirty();
+            self.log_summaries(Instant::now(), false);
         }
         self.finish();
+    }
+
+    /// When the next summary line is due, if any events wait to be reported.
+    fn next_summary(&self) -> Option<tokio::time::Instant> {
+        let refused = self.refused.next_due().map(tokio::time::Instant::from_std);
+        earliest(refused, self.closed.next_due().map(tokio::time::Instant::from_std))
+    }
+
+    /// Writes the summary lines that are due (all of them when `all`, at shutdown).
+    fn log_summaries(&mut self, now: Instant, all: bool) {
+        let refused = if all { self.refused.take(now) } else { self.refused.due(now) };
+        if let Some(report) = refused {
+            log_refused(&report);
+        }
+        let closed = if all { self.closed.take(now) } else { self.closed.due(now) };
+        if let Some(report) = closed {
+            log_closed(&report);
+        }
     }
 
     /// Time since the hub started: the clock every endpoint runs on.
@@ -242,7 +282,7 @@ impl Hub {
 
     /// The session `session` names, if it is still the same session.
     fn session_mut(&mut self, session: SessionRef) -> Option<&mut Session> {
-        self.sessions.get_mut(&session.cid).filter(|s| s.serial == session.serial)
+        self.sessions.get_mut(&session.cid).filter(|s| s.serial == session.serial).map(|s| &mut **s)
     }
 
     fn mark_dirty(dirty: &mut Vec<u64>, cid: u64, session: &mut Session) {
@@ -294,7 +334,7 @@ impl Hub {
             return;
         }
         Self::mark_dirty(&mut self.dirty, cid, &mut session);
-        self.sessions.insert(cid, session);
+        self.sessions.insert(cid, Box::new(session));
         let entry =
             self.online.entry(user_id).or_insert_with(|| OnlineUser { name: user.clone(), sessions: Vec::new() });
         entry.sessions.push(cid);
@@ -347,7 +387,11 @@ impl Hub {
         }
         match cause {
             EndCause::Closed(reason) => {
-                tracing::warn!(user = %session.user, peer = %session.peer, %reason, "session closed by the server")
+                let held = session.queued_bytes();
+                let describe = || format!("{} from {} holding {held} bytes", session.user, session.peer);
+                if let Some(report) = self.closed.record(reason, Instant::now(), describe) {
+                    log_closed(&report);
+                }
             }
             EndCause::Logout | EndCause::Disconnected => {
                 tracing::info!(user = %session.user, peer = %session.peer, ?cause, "session ended")
@@ -385,69 +429,87 @@ impl Hub {
         }
     }
 
-    /// Checks a chat message and hands it to the writer, or refuses it on the transport it came on.
+    /// Checks a chat message and hands it to the writer, or refuses it on the transport it came on. The cheapest
+    /// checks come first, and every new message pays its token before its text is looked at (see the module
+    /// documentation).
     fn chat(&mut self, session: SessionRef, origin: Transport, client_msg_id: u64, to: Target, text: String) {
         let now = self.now();
         let max_text_bytes = self.config.max_text_bytes;
-        let shutting_down = self.shutting_down;
         let Some(s) = self.sessions.get_mut(&session.cid).filter(|s| s.serial == session.serial) else { return };
-        // A resend of a message already stored (or being stored) is answered, never stored twice.
-        let print = fingerprint(&to, &text);
-        let seen = self.dedup.check(s.user_id, client_msg_id, print, Waiter { session, origin });
-        if let Seen::Stored { id, sent_at_ms } = seen {
-            tracing::debug!(user = %s.user, client_msg_id, id, ?origin, "resent message answered with its stored id");
-            if s.answer_accepted(origin, client_msg_id, (id, sent_at_ms), &to, now).is_err() {
-                self.doomed.push((session.cid, CloseReason::TooSlow));
+        // A resend of a message already stored (or being stored) is answered, never stored twice, and costs no
+        // token. Only an id this user has used is worth hashing the text for, and no text over the limit was ever
+        // stored, so a flood of fresh ids or of huge texts never reaches the hash.
+        let mut print = None;
+        let mut seen = Seen::New;
+        if text.len() <= max_text_bytes && self.dedup.knows(s.user_id, client_msg_id) {
+            let known = fingerprint(&to, &text);
+            print = Some(known);
+            seen = self.dedup.check(s.user_id, client_msg_id, known, Waiter { session, origin });
+        }
+        match seen {
+            Seen::Stored { id, sent_at_ms } => {
+                tracing::debug!(user = %s.user, client_msg_id, id, ?origin, "resent message answered with its stored id");
+                if s.answer_accepted(origin, client_msg_id, (id, sent_at_ms), &to, now).is_err() {
+                    self.doomed.push((session.cid, CloseReason::TooSlow));
+                }
+                Self::mark_dirty(&mut self.dirty, session.cid, s);
+                return;
             }
-            Self::mark_dirty(&mut self.dirty, session.cid, s);
-            return;
+            Seen::Attached => {
+                tracing::debug!(user = %s.user, client_msg_id, ?origin, "resent message waits for its first copy");
+                return;
+            }
+            Seen::New | Seen::Refused => {}
         }
-        if seen == Seen::Attached {
-            tracing::debug!(user = %s.user, client_msg_id, ?origin, "resent message waits for its first copy");
-            return;
-        }
-        let refusal = match validate_text_with_limit(&text, max_text_bytes) {
-            Err(TextError::TooLong { len, max }) => Some(Refusal::new(
-                ErrorCode::TextTooLong,
-                format!("the text is {len} bytes; at most {max} are allowed"),
-            )),
-            Err(error) => Some(Refusal::new(ErrorCode::TextInvalid, error.to_string())),
-            Ok(()) if shutting_down => Some(Refusal::new(ErrorCode::ServerShuttingDown, "the server is shutting down")),
-            Ok(()) if seen == Seen::Refused => Some(Refusal::new(
-                ErrorCode::FloodLimited,
-                "a message with this client_msg_id is still being stored; send it again in a moment",
-            )),
-            Ok(()) if !self.flood.try_take(&s.user_id, Instant::now()) => Some(Refusal::new(
+        let refusal = if self.shutting_down {
+            Some(Refusal::new(ErrorCode::ServerShuttingDown, "the server is shutting down"))
+        } else if !self.flood.try_take(&s.user_id, Instant::now()) {
+            Some(Refusal::new(
                 ErrorCode::FloodLimited,
                 "you are sending messages too fast; wait a moment and send again",
-            )),
-            Ok(()) => {
-                let request = ChatRequest {
-                    session,
-                    origin,
-                    client_msg_id,
-                    from: s.user_id,
-                    from_name: s.user.clone(),
-                    to: to.clone(),
-                    text,
-                };
-                match self.writer.as_ref().map(|w| w.try_send(WriteRequest::Append(request))) {
-                    Some(Ok(())) => {
-                        self.dedup.submitted(s.user_id, client_msg_id, print);
-                        None
-                    }
-                    Some(Err(mpsc::error::TrySendError::Full(_))) => Some(Refusal::new(
-                        ErrorCode::FloodLimited,
-                        "the server is busy storing messages; wait a moment and send again",
-                    )),
-                    Some(Err(mpsc::error::TrySendError::Closed(_))) | None => {
-                        Some(Refusal::new(ErrorCode::ServerShuttingDown, "the server is shutting down"))
-                    }
+            ))
+        } else if let Err(error) = validate_text_with_limit(&text, max_text_bytes) {
+            Some(match error {
+                TextError::TooLong { len, max } => {
+                    Refusal::new(ErrorCode::TextTooLong, format!("the text is {len} bytes; at most {max} are allowed"))
+                }
+                error => Refusal::new(ErrorCode::TextInvalid, error.to_string()),
+            })
+        } else if seen == Seen::Refused {
+            Some(Refusal::new(
+                ErrorCode::FloodLimited,
+                "a message with this client_msg_id is still being stored; send it again in a moment",
+            ))
+        } else {
+            let print = print.unwrap_or_else(|| fingerprint(&to, &text));
+            let request = ChatRequest {
+                session,
+                origin,
+                client_msg_id,
+                from: s.user_id,
+                from_name: s.user.clone(),
+                to: to.clone(),
+                text,
+            };
+            match self.writer.as_ref().map(|w| w.try_send(WriteRequest::Append(request))) {
+                Some(Ok(())) => {
+                    self.dedup.submitted(s.user_id, client_msg_id, print);
+                    None
+                }
+                Some(Err(mpsc::error::TrySendError::Full(_))) => Some(Refusal::new(
+                    ErrorCode::FloodLimited,
+                    "the server is busy storing messages; wait a moment and send again",
+                )),
+                Some(Err(mpsc::error::TrySendError::Closed(_))) | None => {
+                    Some(Refusal::new(ErrorCode::ServerShuttingDown, "the server is shutting down"))
                 }
             }
         };
         if let Some(refusal) = refusal {
-            tracing::info!(user = %s.user, peer = %s.peer, code = refusal.code.as_u16(), ?origin, reason = %refusal.message, "chat message refused");
+            let describe = || format!("{} from {} over {origin:?}: {}", s.user, s.peer, refusal.message);
+            if let Some(report) = self.refused.record(refusal.code, Instant::now(), describe) {
+                log_refused(&report);
+            }
             if s.answer_rejected(origin, client_msg_id, &to, &refusal, now).is_err() {
                 self.doomed.push((session.cid, CloseReason::TooSlow));
             }
@@ -475,7 +537,10 @@ impl Hub {
                     stored.map_or(Ok(()), |stored| s.answer_accepted(waiter.origin, client_msg_id, stored, &to, now))
                 }
                 Err(refusal) => {
-                    tracing::info!(user = %s.user, peer = %s.peer, code = refusal.code.as_u16(), reason = %refusal.message, "chat message refused");
+                    let describe = || format!("{} from {}: {}", s.user, s.peer, refusal.message);
+                    if let Some(report) = self.refused.record(refusal.code, Instant::now(), describe) {
+                        log_refused(&report);
+                    }
                     s.answer_rejected(waiter.origin, client_msg_id, &to, refusal, now)
                 }
             };
@@ -617,6 +682,7 @@ impl Hub {
         let mut chats = Vec::new();
         let mut delivered = Vec::new();
         let mut idle = false;
+        let mut failed = None;
         while let Some(event) = s.endpoint.poll_event() {
             match event {
                 Event::Delivered(delivery) => match ChatPayload::decode(&delivery.data) {
@@ -626,7 +692,14 @@ impl Hub {
                 },
                 Event::Acked(acked) => delivered.extend(s.take_acked(acked.stream, acked.seq)),
                 Event::PeerIdle => idle |= s.push_transport() == Transport::Udp,
+                Event::Failed(error) => failed = Some(error),
             }
+        }
+        if let Some(error) = failed {
+            // The engine already gave back what the peer made it hold; the session ends, and the client is told.
+            tracing::warn!(user = %s.user, peer = %s.peer, code = error.code(), %error, "datagram protocol violation");
+            self.doomed.push((cid, CloseReason::ProtocolViolation));
+            return;
         }
         if !delivered.is_empty() {
             let mark =
@@ -693,6 +766,7 @@ impl Hub {
         let sessions = self.sessions.len();
         self.sessions.clear();
         self.online.clear();
+        self.log_summaries(Instant::now(), true);
         let d = self.drops;
         tracing::info!(
             sessions,
@@ -703,6 +777,36 @@ impl Hub {
             send_failed = d.send_failed,
             "hub stopped (datagrams dropped, by reason)"
         );
+    }
+}
+
+/// The summary line of refused chat messages (see [`crate::log_summary`]).
+fn log_refused(report: &Report<ErrorCode>) {
+    tracing::info!(
+        refused = report.total,
+        by_reason = %report,
+        first = report.first.as_deref().unwrap_or_default(),
+        secs = report.over.as_secs_f64(),
+        "chat messages refused"
+    );
+}
+
+/// The summary line of sessions the server closed, for not reading or another reason of the server's.
+fn log_closed(report: &Report<CloseReason>) {
+    tracing::warn!(
+        closed = report.total,
+        by_reason = %report,
+        first = report.first.as_deref().unwrap_or_default(),
+        secs = report.over.as_secs_f64(),
+        "sessions closed by the server"
+    );
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<tokio::time::Instant>, b: Option<tokio::time::Instant>) -> Option<tokio::time::Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

@@ -34,12 +34,11 @@
 //!
 //! ## Back-pressure
 //!
-//! Neither path may grow without bound. The control queue holds [`CONTROL_QUEUE_DEPTH`] messages; the engine's
-//! send window refuses new messages while too many wait for acknowledgement, and the few that arrive meanwhile wait
-//! in a backlog of at most [`UDP_BACKLOG_DEPTH`]. A client that lets either fill up is not reading: the hub
-//! disconnects it ([`TooSlow`]) rather than buffer for it at everyone else's expense.
-//!
-//! [`CONTROL_QUEUE_DEPTH`]: crate::limits::CONTROL_QUEUE_DEPTH
+//! Neither path may grow without bound. Everything the hub holds for the session — the control queue, the backlog
+//! of pushes waiting for room in the engine's send window, and the datagram messages sent but not yet
+//! acknowledged — is charged in bytes against one budget of [`MAX_SESSION_QUEUE_BYTES`] ([`super::outbox`]). A
+//! client that lets it fill up is not reading: the hub disconnects it ([`TooSlow`]) rather than buffer for it at
+//! everyone else's expense.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -54,8 +53,14 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::input::{CloseReason, KillSwitch, Refusal};
-use crate::limits::UDP_BACKLOG_DEPTH;
+use super::outbox::{
+    ControlQueue, MAX_SESSION_QUEUE_BYTES, QueueFull, chat_message_charge, control_charge, datagram_charge,
+};
 use crate::storage::{MessageId, UserId};
+
+/// Capacity of an empty backlog or in-flight table kept after a burst; beyond it the memory is given back, so an
+/// idle session costs what an idle session needs.
+const KEEP_EMPTY_CAPACITY: usize = 16;
 
 /// A session's queue is full: the client does not keep up and must be disconnected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +74,14 @@ enum Repush {
 }
 
 impl Repush {
+    /// The bytes this copy pins.
+    fn charge(&self) -> usize {
+        match self {
+            Repush::Message(message) => chat_message_charge(message),
+            Repush::Receipt { to, .. } => std::mem::size_of::<Repush>() + to.as_str().len(),
+        }
+    }
+
     fn into_control(self) -> ServerMessage {
         match self {
             Repush::Message(message) => ServerMessage::Chat(message),
@@ -83,6 +96,19 @@ struct Queued {
     stream: u32,
     bytes: Vec<u8>,
     receipt_for: Option<MessageId>,
+    repush: Option<Repush>,
+    /// Bytes charged for it against the session's budget.
+    charge: usize,
+}
+
+/// A datagram message in the engine's send window, not yet acknowledged by the client.
+#[derive(Debug)]
+struct InFlight {
+    /// Bytes charged for it against the session's budget, until the acknowledgement.
+    charge: usize,
+    /// The private message whose delivery the acknowledgement confirms.
+    receipt_for: Option<MessageId>,
+    /// The push to make again over TCP if UDP is abandoned before the acknowledgement.
     repush: Option<Repush>,
 }
 
@@ -103,19 +129,19 @@ pub struct Session {
     pub dirty: bool,
     /// The datagram endpoint (engine plus keys).
     pub endpoint: Endpoint,
-    out: mpsc::Sender<ServerMessage>,
+    out: ControlQueue,
     kill: Arc<KillSwitch>,
     udp_addr: Option<SocketAddr>,
     udp_confirmed: bool,
     preferred: Transport,
     streams: StreamMap,
-    /// Private messages pushed over UDP to their recipient, by (stream, seq): the engine's acknowledgement of one
-    /// is the delivery receipt. Bounded by the send window plus the backlog.
-    awaiting_ack: HashMap<(u32, u64), MessageId>,
-    /// Pushes sent over UDP and not yet acknowledged, by (stream, seq), to push again over TCP on a switch.
-    /// Bounded by the send window.
-    unacked: HashMap<(u32, u64), Repush>,
+    /// Datagram messages sent and not yet acknowledged, by (stream, seq). Bounded by the send window.
+    in_flight: HashMap<(u32, u64), InFlight>,
+    in_flight_bytes: usize,
     backlog: VecDeque<Queued>,
+    backlog_bytes: usize,
+    /// Bytes the hub may hold for this session: [`MAX_SESSION_QUEUE_BYTES`] outside tests.
+    budget: usize,
     /// Whether something happened this round that the endpoint should answer even while pushes use TCP.
     udp_news: bool,
 }
@@ -139,9 +165,30 @@ pub struct NewSession {
     pub endpoint: Endpoint,
 }
 
+impl NewSession {
+    /// Everything but the endpoint and the budget, for [`Session::new`].
+    #[cfg(test)]
+    fn for_test(out: mpsc::Sender<ServerMessage>, kill: Arc<KillSwitch>, endpoint: Endpoint) -> Self {
+        Self {
+            serial: 1,
+            user_id: 2,
+            user: Username::parse("bob").unwrap(),
+            peer: ([127, 0, 0, 1], 1).into(),
+            out,
+            kill,
+            endpoint,
+        }
+    }
+}
+
 impl Session {
-    /// A session on TCP, waiting for its first datagram.
+    /// A session on TCP, waiting for its first datagram, that may hold [`MAX_SESSION_QUEUE_BYTES`].
     pub fn new(new: NewSession) -> Self {
+        Self::with_budget(new, MAX_SESSION_QUEUE_BYTES)
+    }
+
+    /// A session that may hold `budget` bytes on their way out.
+    fn with_budget(new: NewSession, budget: usize) -> Self {
         Self {
             serial: new.serial,
             user_id: new.user_id,
@@ -150,17 +197,29 @@ impl Session {
             timer_at: None,
             dirty: false,
             endpoint: new.endpoint,
-            out: new.out,
+            out: ControlQueue::new(new.out),
             kill: new.kill,
             udp_addr: None,
             udp_confirmed: false,
             preferred: Transport::Udp,
             streams: StreamMap::new(),
-            awaiting_ack: HashMap::new(),
-            unacked: HashMap::new(),
+            in_flight: HashMap::new(),
+            in_flight_bytes: 0,
             backlog: VecDeque::new(),
+            backlog_bytes: 0,
+            budget,
             udp_news: false,
         }
+    }
+
+    /// Bytes the hub holds for this session now: control queue, backlog and unacknowledged datagram messages.
+    pub fn queued_bytes(&mut self) -> usize {
+        self.out.bytes().saturating_add(self.backlog_bytes).saturating_add(self.in_flight_bytes)
+    }
+
+    /// [`TooSlow`] if `charge` more bytes would take the session over its budget.
+    fn make_room(&mut self, charge: usize) -> Result<(), TooSlow> {
+        if self.queued_bytes().saturating_add(charge) > self.budget { Err(TooSlow) } else { Ok(()) }
     }
 
     /// The transport this session's pushes take now.
@@ -213,13 +272,26 @@ impl Session {
     /// per conversation), then those in the backlog. Answers to the client's UDP messages stay on UDP: they
     /// follow the transport their message came on, and the client resends an unanswered message anyway.
     fn repush_over_tcp(&mut self) -> Result<(), TooSlow> {
-        let mut in_flight: Vec<((u32, u64), Repush)> = self.unacked.drain().collect();
+        // The messages stay in flight (the engine still wants their acknowledgement, which may still confirm a
+        // delivery); only the copies leave, and their bytes with them.
+        let mut in_flight: Vec<((u32, u64), Repush)> = Vec::new();
+        for (key, entry) in &mut self.in_flight {
+            if let Some(push) = entry.repush.take() {
+                let kept = push.charge();
+                entry.charge = entry.charge.saturating_sub(kept);
+                self.in_flight_bytes = self.in_flight_bytes.saturating_sub(kept);
+                in_flight.push((*key, push));
+            }
+        }
         in_flight.sort_by_key(|(key, _)| *key);
         let mut owed: Vec<Repush> = in_flight.into_iter().map(|(_, push)| push).collect();
         let mut answers = VecDeque::new();
         for queued in self.backlog.drain(..) {
             match queued.repush {
-                Some(push) => owed.push(push),
+                Some(push) => {
+                    self.backlog_bytes = self.backlog_bytes.saturating_sub(queued.charge);
+                    owed.push(push);
+                }
                 None => answers.push_back(queued),
             }
         }
@@ -238,13 +310,12 @@ impl Session {
         news || self.push_transport() == Transport::Udp
     }
 
-    /// Queues a control message; [`TooSlow`] when the queue is full. A closed queue (the connection just ended) is
-    /// not an error: its `Disconnected` is on the way.
+    /// Queues a control message; [`TooSlow`] when it does not fit the session's budget or the queue is full. A
+    /// closed queue (the connection just ended) is not an error: its `Disconnected` is on the way.
     pub fn control(&mut self, message: ServerMessage) -> Result<(), TooSlow> {
-        match self.out.try_send(message) {
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err(TooSlow),
-        }
+        let charge = control_charge(&message);
+        self.make_room(charge)?;
+        self.out.send(message, charge).map_err(|QueueFull| TooSlow)
     }
 
     /// Fires the kill switch: the connection closes at once.
@@ -262,31 +333,30 @@ impl Session {
         repush: Option<Repush>,
         now: Duration,
     ) -> Result<(), TooSlow> {
+        let charge = datagram_charge(&bytes, repush.as_ref().map_or(0, Repush::charge));
+        self.make_room(charge)?;
         let stream = self.streams.stream_for(conversation);
         self.udp_news = true;
-        let queued = Queued { stream, bytes, receipt_for, repush };
+        let queued = Queued { stream, bytes, receipt_for, repush, charge };
         if !self.backlog.is_empty() || !self.endpoint.engine().can_send() {
-            if self.backlog.len() >= UDP_BACKLOG_DEPTH {
-                return Err(TooSlow);
-            }
+            self.backlog_bytes = self.backlog_bytes.saturating_add(charge);
             self.backlog.push_back(queued);
             return Ok(());
         }
         self.send_now(queued, now)
     }
 
+    /// Hands a message to the engine, whose window has room; its charge moves to the messages in flight.
     fn send_now(&mut self, queued: Queued, now: Duration) -> Result<(), TooSlow> {
-        match self.endpoint.send(queued.stream, queued.bytes, now) {
+        let Queued { stream, bytes, receipt_for, repush, charge } = queued;
+        match self.endpoint.send(stream, bytes, now) {
             Ok(seq) => {
-                if let Some(id) = queued.receipt_for {
-                    self.awaiting_ack.insert((queued.stream, seq), id);
-                }
-                if let Some(push) = queued.repush {
-                    self.unacked.insert((queued.stream, seq), push);
-                }
+                self.in_flight.insert((stream, seq), InFlight { charge, receipt_for, repush });
+                self.in_flight_bytes = self.in_flight_bytes.saturating_add(charge);
                 Ok(())
             }
-            Err(SendError::WindowFull { .. }) => Err(TooSlow),
+            // A failed engine is ended by the hub when it sees `Event::Failed`; until then nothing more is sent.
+            Err(SendError::WindowFull { .. } | SendError::Closed(_)) => Err(TooSlow),
             Err(error @ SendError::TooLarge { .. }) => {
                 // Cannot happen with the protocol's text limit; refuse loudly rather than loop.
                 tracing::error!(%error, user = %self.user, "datagram message too large; dropped");
@@ -299,16 +369,25 @@ impl Session {
     pub fn fill_window(&mut self, now: Duration) {
         while self.endpoint.engine().can_send() {
             let Some(queued) = self.backlog.pop_front() else { break };
+            self.backlog_bytes = self.backlog_bytes.saturating_sub(queued.charge);
             if self.send_now(queued, now).is_err() {
                 break;
             }
         }
+        if self.backlog.is_empty() && self.backlog.capacity() > KEEP_EMPTY_CAPACITY {
+            self.backlog = VecDeque::new();
+        }
     }
 
-    /// The message id whose delivery the acknowledgement of `(stream, seq)` confirms, if it was one.
+    /// The client acknowledged `(stream, seq)`: its bytes are given back, and the message id whose delivery the
+    /// acknowledgement confirms is returned, if it was one.
     pub fn take_acked(&mut self, stream: u32, seq: u64) -> Option<MessageId> {
-        self.unacked.remove(&(stream, seq));
-        self.awaiting_ack.remove(&(stream, seq))
+        let acked = self.in_flight.remove(&(stream, seq))?;
+        self.in_flight_bytes = self.in_flight_bytes.saturating_sub(acked.charge);
+        if self.in_flight.is_empty() && self.in_flight.capacity() > KEEP_EMPTY_CAPACITY {
+            self.in_flight = HashMap::new();
+        }
+        acked.receipt_for
     }
 
     /// Pushes someone's chat message to this session. `udp_bytes` is the encoded `ChatPayload::Message`, shared by
@@ -399,6 +478,8 @@ mod tests {
     use chatlab_proto::datagram::Role;
     use chatlab_proto::engine::{EngineConfig, Event};
 
+    use crate::limits::PER_MESSAGE_OVERHEAD_BYTES;
+
     const SECRET: [u8; 32] = [3; 32];
 
     fn name(raw: &str) -> Username {
@@ -406,21 +487,30 @@ mod tests {
     }
 
     fn session(window: usize, depth: usize) -> (Session, mpsc::Receiver<ServerMessage>, Arc<KillSwitch>) {
+        session_with_budget(window, depth, MAX_SESSION_QUEUE_BYTES)
+    }
+
+    fn session_with_budget(
+        window: usize,
+        depth: usize,
+        budget: usize,
+    ) -> (Session, mpsc::Receiver<ServerMessage>, Arc<KillSwitch>) {
         let (out, rx) = mpsc::channel(depth);
         let kill = Arc::new(KillSwitch::default());
         let kill_rx = Arc::clone(&kill);
         let config = EngineConfig { send_window: window, ..EngineConfig::default() };
         let endpoint = Endpoint::new(&SECRET, 9, Role::Server, config, Duration::ZERO).unwrap();
-        let new = NewSession {
-            serial: 1,
-            user_id: 2,
-            user: name("bob"),
-            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-            out,
-            kill,
-            endpoint,
-        };
-        (Session::new(new), rx, kill_rx)
+        (Session::with_budget(NewSession::for_test(out, kill, endpoint), budget), rx, kill_rx)
+    }
+
+    /// Entries in flight that still keep a copy to push again over TCP.
+    fn copies_in_flight(s: &Session) -> usize {
+        s.in_flight.values().filter(|entry| entry.repush.is_some()).count()
+    }
+
+    /// Entries in flight whose acknowledgement confirms a delivery.
+    fn receipts_in_flight(s: &Session) -> usize {
+        s.in_flight.values().filter(|entry| entry.receipt_for.is_some()).count()
     }
 
     fn msg(id: u64, from: &str, to: Target) -> ChatMessage {
@@ -511,7 +601,7 @@ mod tests {
         let world_bytes = ChatPayload::Message(world.clone()).encode().unwrap();
         s.deliver_message(&world, Some(&world_bytes), t).unwrap();
         assert_eq!(s.backlog.len(), 1, "window of one: the second message waits");
-        assert_eq!(s.awaiting_ack.len(), 1);
+        assert_eq!(receipts_in_flight(&s), 1);
 
         let mut client = Endpoint::new(&SECRET, 9, Role::Client, EngineConfig::default(), t).unwrap();
         let first = exchange(&mut s, &mut client, t);
@@ -528,16 +618,82 @@ mod tests {
         assert_eq!(exchange(&mut s, &mut client, t), vec![ChatPayload::Message(world)]);
     }
 
+    /// The running byte counts equal the sum of what they count.
+    fn assert_accounts_add_up(s: &Session) {
+        assert_eq!(s.in_flight_bytes, s.in_flight.values().map(|entry| entry.charge).sum::<usize>());
+        assert_eq!(s.backlog_bytes, s.backlog.iter().map(|queued| queued.charge).sum::<usize>());
+    }
+
+    fn long_message(id: u64) -> ChatMessage {
+        ChatMessage { id, from: name("ann"), to: Target::World, text: "x".repeat(4000), sent_at_ms: 5 }
+    }
+
+    /// The bug: the backlog was bounded by 4 096 *messages*, so a client that acknowledged nothing pinned 4 096
+    /// messages of up to 4 KiB each (twice: the encoded bytes and the copy for TCP), about 32 MB.
     #[test]
-    fn a_full_backlog_means_too_slow() {
-        let (mut s, _rx, _kill) = session(1, 8);
+    fn a_udp_reader_that_acknowledges_nothing_is_too_slow_within_its_byte_budget() {
+        const BUDGET: usize = 64 * 1024;
+        let (mut s, _rx, _kill) = session_with_budget(4, 8, BUDGET);
         s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
-        let m = msg(1, "ann", Target::World);
-        let bytes = ChatPayload::Message(m.clone()).encode().unwrap();
-        for _ in 0..=UDP_BACKLOG_DEPTH {
-            s.deliver_message(&m, Some(&bytes), Duration::ZERO).unwrap();
+        let mut accepted = 0;
+        loop {
+            let m = long_message(accepted + 1);
+            let bytes = ChatPayload::Message(m.clone()).encode().unwrap();
+            let outcome = s.deliver_message(&m, Some(&bytes), Duration::ZERO);
+            assert!(s.queued_bytes() <= BUDGET, "{} bytes held", s.queued_bytes());
+            assert_accounts_add_up(&s);
+            if outcome == Err(TooSlow) {
+                break;
+            }
+            accepted += 1;
+            assert!(accepted < 100, "never too slow");
         }
-        assert_eq!(s.deliver_message(&m, Some(&bytes), Duration::ZERO), Err(TooSlow));
+        // Each message pins its encoded bytes and a copy of its text: about 8 KiB, so 7 of them fit in 64 KiB.
+        assert_eq!(accepted, 7);
+        assert_eq!((s.in_flight.len(), s.backlog.len()), (4, 3), "the window's four, then the backlog");
+    }
+
+    #[test]
+    fn a_tcp_reader_that_does_not_read_is_too_slow_within_its_byte_budget() {
+        const BUDGET: usize = 64 * 1024;
+        let (mut s, mut rx, _kill) = session_with_budget(4, 4096, BUDGET);
+        let mut accepted = 0;
+        while s.deliver_message(&long_message(accepted + 1), None, Duration::ZERO).is_ok() {
+            assert!(s.queued_bytes() <= BUDGET);
+            accepted += 1;
+        }
+        assert_eq!(accepted, 15, "4 KiB each, far fewer than the queue's 4 096 slots");
+        // Once the connection task takes a message, there is room for one more.
+        rx.try_recv().unwrap();
+        assert_eq!(s.deliver_message(&long_message(99), None, Duration::ZERO), Ok(()));
+        assert_eq!(s.deliver_message(&long_message(100), None, Duration::ZERO), Err(TooSlow));
+    }
+
+    #[test]
+    fn acknowledgements_give_the_bytes_back() {
+        let (mut s, _rx, _kill) = session(2, 8);
+        s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
+        let t = Duration::ZERO;
+        for id in 1..=5 {
+            let m = msg(id, "ann", Target::User(name("bob")));
+            let bytes = ChatPayload::Message(m.clone()).encode().unwrap();
+            s.deliver_message(&m, Some(&bytes), t).unwrap();
+        }
+        assert!(s.queued_bytes() > 5 * PER_MESSAGE_OVERHEAD_BYTES);
+        let mut client = Endpoint::new(&SECRET, 9, Role::Client, EngineConfig::default(), t).unwrap();
+        let mut delivered = Vec::new();
+        for _ in 0..10 {
+            exchange(&mut s, &mut client, t);
+            while let Some(event) = s.endpoint.poll_event() {
+                if let Event::Acked(a) = event {
+                    delivered.extend(s.take_acked(a.stream, a.seq));
+                }
+            }
+            s.fill_window(t);
+            assert_accounts_add_up(&s);
+        }
+        assert_eq!(delivered, vec![1, 2, 3, 4, 5]);
+        assert_eq!(s.queued_bytes(), 0, "everything acknowledged, nothing held");
     }
 
     #[test]
@@ -554,11 +710,12 @@ mod tests {
         s.deliver_receipt(3, &name("ann"), t).unwrap();
         let answer = msg(13, "bob", Target::World);
         s.answer_accepted(Transport::Udp, 99, (answer.id, answer.sent_at_ms), &answer.to, t).unwrap();
-        assert_eq!((s.unacked.len(), s.backlog.len()), (1, 3), "window of one: one in flight, three parked");
+        assert_eq!((copies_in_flight(&s), s.backlog.len()), (1, 3), "window of one: one in flight, three parked");
         assert!(s.may_send_datagrams());
         assert!(rx.try_recv().is_err(), "nothing on TCP yet");
 
         s.use_transport(Transport::Tcp).unwrap();
+        assert_accounts_add_up(&s);
         let moved: Vec<ServerMessage> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
         assert_eq!(
             moved,
@@ -568,9 +725,9 @@ mod tests {
                 ServerMessage::Receipt { id: 3, to: name("ann") }
             ]
         );
-        assert!(s.unacked.is_empty());
+        assert_eq!(copies_in_flight(&s), 0);
         assert_eq!(s.backlog.len(), 1, "the answer to a UDP message stays on UDP");
-        assert_eq!(s.awaiting_ack.len(), 1, "an acknowledgement of the UDP copy still counts as delivery");
+        assert_eq!(receipts_in_flight(&s), 1, "an acknowledgement of the UDP copy still counts as delivery");
         // While pushes use TCP, the endpoint only answers: silent unless something new happened this round.
         assert!(!s.may_send_datagrams());
         s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));

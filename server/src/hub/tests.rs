@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::dedup::{Dedup, SeedEntry, fingerprint};
 use super::input::{ChatOutcome, CloseReason, Committed, HubInput, KillSwitch, LoginRequest, Refusal, SessionRef};
 use super::{Hub, HubConfig};
+use crate::limits::{CONTROL_QUEUE_DEPTH, MAX_SESSION_QUEUE_BYTES};
 use crate::rate_limit::BucketShape;
 use crate::storage::DeliveryReceipt;
 use crate::writer::WriteRequest;
@@ -416,4 +417,96 @@ async fn logged_out_dropped_when_the_control_queue_is_full_closes_the_connection
     assert_eq!(bob.kill.fired().await, CloseReason::TooSlow);
     assert!(!rig.hub.sessions.contains_key(&bob.session.cid), "the session is gone all the same");
     assert_eq!(ann.drain(), vec![ServerMessage::Presence { user: name("bob"), online: false }]);
+}
+
+/// The bug: invalid messages were checked before the flood bucket was charged, so a client sending them in a loop
+/// was refused for ever without ever running dry, and every refusal cost a text check and a log line.
+#[tokio::test]
+async fn invalid_chat_messages_in_a_loop_are_charged_to_the_flood_bucket() {
+    let mut rig = rig(64, BucketShape { capacity: 3.0, refill_per_sec: 0.001 }).await;
+    let mut ann = login(&mut rig, "ann", 1, 64);
+    ann.drain();
+    chat(&mut rig, &ann, "bell\u{7}");
+    assert_eq!(rejected_code(&ann.drain()), Some(ErrorCode::TextInvalid));
+    chat(&mut rig, &ann, "seventeen bytes!!");
+    assert_eq!(rejected_code(&ann.drain()), Some(ErrorCode::TextTooLong));
+    chat(&mut rig, &ann, "");
+    assert_eq!(rejected_code(&ann.drain()), Some(ErrorCode::TextInvalid));
+    // Three invalid messages took the burst: the next one, valid or not, is refused before its text is looked at.
+    chat(&mut rig, &ann, "valid");
+    assert_eq!(rejected_code(&ann.drain()), Some(ErrorCode::FloodLimited));
+    chat(&mut rig, &ann, "bell\u{7}");
+    assert_eq!(rejected_code(&ann.drain()), Some(ErrorCode::FloodLimited));
+    assert!(rig.writer.try_recv().is_err(), "nothing was stored");
+}
+
+/// A resend is not a new message: answering it must not cost a token, or a client resending after a reconnect with
+/// an empty bucket would be told "too fast" about a message the server has.
+#[tokio::test]
+async fn a_resend_of_a_stored_message_costs_no_token() {
+    let stored = SeedEntry {
+        user: 1,
+        client_msg_id: 5,
+        fingerprint: fingerprint(&Target::World, "kept"),
+        id: 40,
+        sent_at_ms: 1,
+    };
+    let flood = BucketShape { capacity: 1.0, refill_per_sec: 0.001 };
+    let mut rig = rig_with_memory(8, flood, Dedup::seeded([stored], Instant::now())).await;
+    let mut ann = login(&mut rig, "ann", 1, 8);
+    ann.drain();
+    chat(&mut rig, &ann, "one token");
+    assert!(rig.writer.try_recv().is_ok());
+    chat_with_id(&mut rig, &ann, 5, "kept");
+    assert_eq!(ann.drain(), vec![ServerMessage::ChatAccepted { client_msg_id: 5, id: 40, sent_at_ms: 1 }]);
+    // The same id with another text is a new message, and pays.
+    chat_with_id(&mut rig, &ann, 5, "changed");
+    assert_eq!(rejected_code(&ann.drain()), Some(ErrorCode::FloodLimited));
+}
+
+fn committed_text(session: SessionRef, id: u64, text: &str) -> HubInput {
+    HubInput::Committed(vec![ChatOutcome {
+        session,
+        origin: Transport::Tcp,
+        client_msg_id: id,
+        from: 1,
+        to: Target::World,
+        result: Ok(Committed {
+            message: ChatMessage { id, from: name("ann"), to: Target::World, text: text.into(), sent_at_ms: 1 },
+            recipient: None,
+        }),
+    }])
+}
+
+/// The bug: session queues were bounded by message count (4 096), so a logged-in client that never read while
+/// others filled the world room with long messages pinned about 18 MB. Now the hub holds at most
+/// `MAX_SESSION_QUEUE_BYTES` for it, closes it when that is full, and everyone else keeps getting every message.
+#[tokio::test]
+async fn a_client_that_never_reads_is_closed_before_its_queue_outgrows_the_byte_budget() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, CONTROL_QUEUE_DEPTH);
+    let bob = login(&mut rig, "bob", 2, CONTROL_QUEUE_DEPTH);
+    let mut cat = login(&mut rig, "cat", 3, CONTROL_QUEUE_DEPTH);
+    ann.drain();
+    cat.drain();
+    let long = "x".repeat(4000);
+    let mut sent = 0;
+    while rig.hub.sessions.contains_key(&bob.session.cid) {
+        sent += 1;
+        assert!(sent < CONTROL_QUEUE_DEPTH as u64, "bob was never closed");
+        rig.hub.handle_input(committed_text(ann.session, sent, &long));
+        rig.hub.service_dirty();
+        if let Some(s) = rig.hub.sessions.get_mut(&bob.session.cid) {
+            assert!(s.queued_bytes() <= MAX_SESSION_QUEUE_BYTES, "{} bytes held for bob", s.queued_bytes());
+        }
+        let seen = cat.drain();
+        assert!(seen.iter().any(|m| matches!(m, ServerMessage::Chat(c) if c.id == sent)), "cat missed {sent}");
+        ann.drain();
+    }
+    assert_eq!(bob.kill.fired().await, CloseReason::TooSlow);
+    // About 4 KiB each: the budget, not the 4 096 slots of the queue, ended it.
+    assert!((100..=130).contains(&sent), "closed after {sent} messages");
+    rig.hub.handle_input(committed_text(ann.session, sent + 1, "after"));
+    rig.hub.service_dirty();
+    assert!(matches!(cat.drain().as_slice(), [ServerMessage::Chat(c)] if c.id == sent + 1));
 }

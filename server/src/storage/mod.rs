@@ -65,6 +65,7 @@
 
 mod memory;
 mod migrations;
+mod read_pool;
 mod sqlite;
 
 #[cfg(test)]
@@ -72,6 +73,7 @@ mod conformance;
 
 pub use memory::MemoryStorage;
 pub use migrations::SCHEMA_VERSION;
+pub use read_pool::READ_CONNECTIONS;
 pub use sqlite::SqliteStorage;
 
 /// The id of a user: SQLite's row id of the `users` table, assigned by storage, never reused.

@@ -23,14 +23,19 @@
 //! commit, which is why [`Storage::append_messages`] takes a batch: group commit (see [`crate::storage`]) spreads
 //! that `fsync` over every message that arrived while the previous one was running.
 //!
-//! ## One connection behind a mutex
+//! ## One writing connection, a few reading ones
 //!
-//! SQLite lets many readers run at once but only ever **one writer** per database, so a pool of connections
+//! SQLite lets many readers run at once but only ever **one writer** per database, so several writing connections
 //! would not write any faster — writers would just queue on SQLite's lock instead of ours, with busy-retry loops.
-//! One `Connection` behind a `Mutex` is simpler and keeps the prepared-statement cache warm: every query below
-//! is compiled once (`prepare_cached`) and reused. Reads are short index range scans (one page of history), so
-//! holding the lock for them is cheap. If reads ever became the bottleneck, a second read-only connection would
-//! be the next step (WAL lets it read while the writer writes).
+//! All writes therefore go through one `Connection` behind a `Mutex`, which keeps its prepared-statement cache
+//! warm: every query below is compiled once (`prepare_cached`) and reused. The point lookups (a user by name, the
+//! largest id) take microseconds and use it too.
+//!
+//! History pages are different: a page is a range scan of up to 500 rows, a millisecond or more, and a class
+//! syncing at login asks for thousands of them. Served through the writer's connection, they made every chat
+//! acknowledgement wait for the pages ahead of it (20 ms instead of 1 ms with 32 sessions syncing). So range scans
+//! run on a small pool of read-only connections ([`super::read_pool`]): WAL lets them read a consistent snapshot
+//! while the writer commits, and the writer never waits for them.
 //!
 //! ## Queries that scale
 //!
@@ -49,6 +54,7 @@ use std::time::Duration;
 use rusqlite::{CachedStatement, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
 
 use super::migrations::{self, MIGRATIONS};
+use super::read_pool::{READ_CONNECTIONS, ReadPool};
 use super::{
     DeliveryReceipt, MessageId, NewMessage, Storage, StorageError, StoredMessage, StoredRecipient, StoredTarget,
     UserId, UserRecord, UserRef,
@@ -61,7 +67,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Prepared statements kept compiled. The storage uses about a dozen distinct statements; a larger cache
 /// keeps all of them (and the migration and test statements) without evictions.
-const STATEMENT_CACHE_CAPACITY: usize = 32;
+pub(super) const STATEMENT_CACHE_CAPACITY: usize = 32;
 
 /// Unix permissions of a newly created database file: readable and writable by the server's user only. The
 /// file holds password hashes and private messages. SQLite gives its `-wal` and `-shm` files the same mode.
@@ -138,7 +144,10 @@ const LATEST_MESSAGE_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM messages";
 
 /// Chat storage in one SQLite database file. See the module documentation for the design.
 pub struct SqliteStorage {
+    /// The one connection that writes (and answers point lookups).
     conn: Mutex<Connection>,
+    /// Read-only connections for history pages; `None` for an in-memory database, which reads through `conn`.
+    readers: Option<ReadPool>,
 }
 
 impl std::fmt::Debug for SqliteStorage {
@@ -158,18 +167,20 @@ impl SqliteStorage {
                 .map_err(|source| StorageError::Io { path: parent.to_path_buf(), source })?;
         }
         create_private_file(path)?;
-        let conn = Connection::open(path)?;
-        let storage = Self::configure(conn)?;
-        tracing::info!(path = %path.display(), "opened chat database");
-        Ok(storage)
+        let conn = Self::configure(Connection::open(path)?)?;
+        // After the writer's connection has set WAL mode and brought the schema up to date.
+        let readers = ReadPool::open(path, READ_CONNECTIONS)?;
+        tracing::info!(path = %path.display(), readers = READ_CONNECTIONS, "opened chat database");
+        Ok(Self { conn: Mutex::new(conn), readers: Some(readers) })
     }
 
-    /// A database that lives in memory only, with the same schema and queries: for tests.
+    /// A database that lives in memory only, with the same schema and queries: for tests. It has no read pool.
     pub fn open_in_memory() -> Result<Self, StorageError> {
-        Self::configure(Connection::open_in_memory()?)
+        let conn = Self::configure(Connection::open_in_memory()?)?;
+        Ok(Self { conn: Mutex::new(conn), readers: None })
     }
 
-    fn configure(mut conn: Connection) -> Result<Self, StorageError> {
+    fn configure(mut conn: Connection) -> Result<Connection, StorageError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         // This is the first statement that reads the file, so a file that is not a database fails here.
@@ -182,7 +193,7 @@ impl SqliteStorage {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::apply(&mut conn, MIGRATIONS)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(conn)
     }
 
     /// Takes the connection. A poisoned mutex (a thread panicked while holding it) is safe to reuse here: an
@@ -190,6 +201,14 @@ impl SqliteStorage {
     /// half-way through a change.
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs a history read on a pooled read-only connection, or on the one connection of an in-memory database.
+    fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        match &self.readers {
+            Some(pool) => pool.read(read),
+            None => read(&self.lock()),
+        }
     }
 
     /// Runs raw SQL on the connection, so tests of other modules can damage the database on purpose.
@@ -393,9 +412,10 @@ impl Storage for SqliteStorage {
         let Some(after) = after_bound(after_id).filter(|_| limit > 0) else {
             return Ok(Vec::new());
         };
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(SYNC_AFTER)?;
-        collect_messages(&mut stmt, (after, user, sql_limit(limit)))
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(SYNC_AFTER)?;
+            collect_messages(&mut stmt, (after, user, sql_limit(limit)))
+        })
     }
 
     fn conversation_before(
@@ -408,17 +428,16 @@ impl Storage for SqliteStorage {
         let Some(at_most) = at_most_bound(before_id).filter(|_| limit > 0) else {
             return Ok(Vec::new());
         };
-        let conn = self.lock();
-        let mut newest_first = match peer {
+        let mut newest_first = self.read(|conn| match peer {
             StoredTarget::World => {
                 let mut stmt = conn.prepare_cached(WORLD_BEFORE)?;
-                collect_messages(&mut stmt, (at_most, sql_limit(limit)))?
+                collect_messages(&mut stmt, (at_most, sql_limit(limit)))
             }
             StoredTarget::User(peer) => {
                 let mut stmt = conn.prepare_cached(PRIVATE_BEFORE)?;
-                collect_messages(&mut stmt, (user, peer, at_most, sql_limit(limit)))?
+                collect_messages(&mut stmt, (user, peer, at_most, sql_limit(limit)))
             }
-        };
+        })?;
         newest_first.reverse();
         Ok(newest_first)
     }
@@ -432,9 +451,10 @@ impl Storage for SqliteStorage {
         let Some(after) = after_bound(after_id).filter(|_| limit > 0) else {
             return Ok(Vec::new());
         };
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(UNDELIVERED_TO)?;
-        collect_messages(&mut stmt, (recipient, after, sql_limit(limit)))
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(UNDELIVERED_TO)?;
+            collect_messages(&mut stmt, (recipient, after, sql_limit(limit)))
+        })
     }
 
     fn mark_delivered(
@@ -471,9 +491,10 @@ impl Storage for SqliteStorage {
         let Some(at_most) = at_most_bound(before_id).filter(|_| limit > 0) else {
             return Ok(Vec::new());
         };
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(NEWEST_BEFORE)?;
-        collect_messages(&mut stmt, (at_most, sql_limit(limit)))
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(NEWEST_BEFORE)?;
+            collect_messages(&mut stmt, (at_most, sql_limit(limit)))
+        })
     }
 
     fn latest_message_id(&self) -> Result<MessageId, StorageError> {
@@ -748,6 +769,91 @@ mod tests {
         // The startup scan for de-duplication walks the primary key backwards: no index of its own, no sort.
         assert_index_only("newest_before", &plan(&conn, NEWEST_BEFORE, (100, 100)));
         assert_index_only("find_user", &plan(&conn, FIND_USER, ["alice"]));
+    }
+
+    /// How long a test waits for a read that must not be blocked before declaring it blocked (a hang detector, not
+    /// a speed limit: the read takes microseconds).
+    const PATIENCE: Duration = Duration::from_secs(15);
+
+    /// The bug: reads and writes shared one connection lock, so while a write transaction was open (a group commit
+    /// waiting for its `fsync`) every history page waited, and while pages were read every acknowledgement waited.
+    /// Here a write transaction stays open, holding the writer's connection, while another thread reads history.
+    #[test]
+    fn history_reads_do_not_wait_for_an_open_write_transaction() {
+        let (_dir, path) = temp_db();
+        let storage = std::sync::Arc::new(SqliteStorage::open(&path).unwrap());
+        let alice = storage.create_user("alice", "$phc", 1).unwrap();
+        storage.append_messages(&[world(alice.id, "committed", 1)]).unwrap();
+
+        let mut writer = storage.lock();
+        let tx = writer.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
+        tx.execute(INSERT_MESSAGE, ("world", alice.id, None::<i64>, "not yet committed", 2, None::<i64>)).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        let reader = std::sync::Arc::clone(&storage);
+        std::thread::spawn(move || {
+            let synced = reader.sync_after(alice.id, 0, 10).unwrap();
+            let scrolled = reader.conversation_before(alice.id, StoredTarget::World, None, 10).unwrap();
+            let _ = done.send((synced, scrolled));
+        });
+        let (synced, scrolled) = finished.recv_timeout(PATIENCE).expect("the read waited for the writer");
+        assert_eq!(synced.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(), ["committed"], "a snapshot");
+        assert_eq!(scrolled.len(), 1);
+        tx.commit().unwrap();
+        drop(writer);
+        assert_eq!(storage.sync_after(alice.id, 0, 10).unwrap().len(), 2, "the next read sees the commit");
+    }
+
+    #[test]
+    fn pooled_connections_cannot_write() {
+        let (_dir, path) = temp_db();
+        let storage = SqliteStorage::open(&path).unwrap();
+        let pool = storage.readers.as_ref().unwrap();
+        for _ in 0..READ_CONNECTIONS {
+            let outcome = pool.read(|conn| Ok(conn.execute("DELETE FROM messages", [])?));
+            assert!(matches!(outcome, Err(StorageError::Sqlite(_))), "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn a_read_waits_for_a_pooled_connection_instead_of_failing() {
+        let (_dir, path) = temp_db();
+        drop(SqliteStorage::open(&path).unwrap());
+        let pool = std::sync::Arc::new(ReadPool::open(&path, 1).unwrap());
+        let (holding, held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn({
+            let pool = std::sync::Arc::clone(&pool);
+            move || {
+                pool.read(|_| {
+                    holding.send(()).unwrap();
+                    released.recv().unwrap();
+                    Ok(())
+                })
+            }
+        });
+        held.recv().unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn({
+            let pool = std::sync::Arc::clone(&pool);
+            move || done.send(pool.read(|conn| Ok(conn.query_row("SELECT 7", [], |row| row.get::<_, i64>(0))?)))
+        });
+        assert!(finished.try_recv().is_err(), "the only connection is lent out");
+        release.send(()).unwrap();
+        holder.join().unwrap().unwrap();
+        assert_eq!(finished.recv_timeout(PATIENCE).unwrap().unwrap(), 7);
+        waiter.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_panicking_read_gives_its_connection_back() {
+        let (_dir, path) = temp_db();
+        drop(SqliteStorage::open(&path).unwrap());
+        let pool = ReadPool::open(&path, 1).unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = pool.read(|_| -> Result<(), StorageError> { panic!("a bug in a query") });
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(pool.read(|conn| Ok(conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))?)).unwrap(), 1);
     }
 
     #[test]

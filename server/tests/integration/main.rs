@@ -9,6 +9,7 @@ mod admission;
 mod binary;
 mod chat;
 mod history;
+mod hostile_chat;
 mod limits;
 mod liveness;
 mod resend;

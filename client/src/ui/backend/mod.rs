@@ -193,6 +193,12 @@ pub enum TransportReason {
     },
     /// The session (re)started; the transport is the one it starts with.
     SessionStart,
+    /// The server's datagrams broke the reliability protocol, so this client ended its UDP session (the reason is
+    /// the engine's own explanation, in English: it names protocol details, not something to translate).
+    UdpBroken {
+        /// What the server did.
+        reason: String,
+    },
 }
 
 /// Figures the operating system gives about the TCP control connection, beside chatlab's own UDP statistics.

@@ -67,6 +67,7 @@ pub(super) fn transport_reason(reason: &CoreReason, server: &str) -> TransportRe
         CoreReason::UdpConfirmed => TransportReason::SessionStart,
         CoreReason::UdpBlocked { server, .. } => TransportReason::UdpUnanswered { address: server.clone() },
         CoreReason::UdpSilent { .. } => TransportReason::UdpUnanswered { address: server.to_owned() },
+        CoreReason::UdpFailed { reason } => TransportReason::UdpBroken { reason: reason.clone() },
     }
 }
 
