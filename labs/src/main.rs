@@ -17,7 +17,10 @@ use chatlab_proto::sim::Scenario;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "chatlab-lab", about = "chatlab classroom experiments: simulated sweeps, an impairing relay, a load test")]
+#[command(
+    name = "chatlab-lab",
+    about = "chatlab classroom experiments: simulated sweeps, an impairing relay, a load test"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -39,6 +39,15 @@ pub enum TransportMix {
 }
 
 impl TransportMix {
+    /// The name as typed on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportMix::Udp => "udp",
+            TransportMix::Tcp => "tcp",
+            TransportMix::Mix => "mix",
+        }
+    }
+
     /// The transport bot number `index` asks for.
     pub fn for_bot(self, index: usize) -> Transport {
         match self {

@@ -195,7 +195,9 @@ pub fn failure_rows(failures: &Failures) -> Vec<FailureRow> {
 pub fn hint(row: &FailureRow) -> Option<&'static str> {
     let reason = row.reason.to_lowercase();
     if reason.contains("too many connections") {
-        Some("the server's cap on connections per address refused these: start it with a higher --max-connections-per-ip")
+        Some(
+            "the server's cap on connections per address refused these: start it with a higher --max-connections-per-ip",
+        )
     } else if row.kind.contains("FloodLimited") {
         Some("the server's flood limit (per user) refused these: start it with a higher --flood-rate and --flood-burst")
     } else if reason.contains("registrations") {
@@ -253,8 +255,12 @@ impl LoadReport {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "chatlab-lab load: {} chatting + {} idle bots over {:?} against {} (key {})",
-            s.bots, s.idle, s.transport, self.server, self.server_fingerprint
+            "chatlab-lab load: {} chatting + {} idle bots over {} against {} (key {})",
+            s.bots,
+            s.idle,
+            s.transport.name(),
+            self.server,
+            self.server_fingerprint
         );
         let _ = writeln!(
             out,
@@ -275,7 +281,11 @@ impl LoadReport {
         let _ = writeln!(out, "            connect + login time: {}", latency_line(&l.login_time));
         let t = &self.transports;
         let fell_back: u64 = t.fell_back_to_tcp.values().sum();
-        let _ = writeln!(out, "transports  {} over UDP, {} over TCP ({} fell back from UDP to TCP)", t.udp, t.tcp, fell_back);
+        let _ = writeln!(
+            out,
+            "transports  {} over UDP, {} over TCP ({} fell back from UDP to TCP)",
+            t.udp, t.tcp, fell_back
+        );
         for (reason, count) in &t.fell_back_to_tcp {
             let _ = writeln!(out, "            {count} fell back: {reason}");
         }

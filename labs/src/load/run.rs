@@ -67,8 +67,7 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
         Some(_) if !procstat::AVAILABLE => (None, Some("not available on this OS".to_string())),
         Some(pid) => (Some(Watch::start(pid).await.ok_or(LoadError::ServerPid(pid))?), None),
     };
-    let generator_watch =
-        if procstat::AVAILABLE { Watch::start(std::process::id()).await } else { None };
+    let generator_watch = if procstat::AVAILABLE { Watch::start(std::process::id()).await } else { None };
 
     let shared = Arc::new(Shared::new(config.clone(), rand::random()));
     let progress = Progress::start(Arc::clone(&shared), server_watch.as_ref().map(Watch::gauge), config.progress);
@@ -88,7 +87,8 @@ pub async fn run(config: LoadConfig) -> Result<LoadReport, LoadError> {
     progress.set(Phase::Chat { from: chat_start, until: chat_until });
     let mut chatting = JoinSet::new();
     for bot in login.bots.iter().filter(|b| b.index < config.bots) {
-        let task = sender::chat(Arc::clone(&shared), bot.index, bot.handle.clone(), audience.clone(), chat_start, chat_until);
+        let task =
+            sender::chat(Arc::clone(&shared), bot.index, bot.handle.clone(), audience.clone(), chat_start, chat_until);
         chatting.spawn(task);
     }
     let mut sent = Vec::with_capacity(chatting.len());
@@ -205,9 +205,8 @@ fn per_second(count: u64, seconds: f64) -> f64 {
 async fn preflight(config: &LoadConfig) -> Result<String, LoadError> {
     let mut client = ClientConfig::new(config.server.clone(), config.known_servers.clone());
     client.reconnect = false;
-    let (handle, _events) = Client::connect(client)
-        .await
-        .map_err(|error| LoadError::Preflight { server: config.server.clone(), error })?;
+    let (handle, _events) =
+        Client::connect(client).await.map_err(|error| LoadError::Preflight { server: config.server.clone(), error })?;
     let fingerprint = handle.server_fingerprint().to_string();
     handle.shutdown().await;
     Ok(fingerprint)
@@ -232,8 +231,13 @@ async fn log_in_all(shared: &Arc<Shared>) -> LoggedIn {
         tokio::time::sleep_until(due).await;
         starting.spawn(bot::start(Arc::clone(shared), index));
     }
-    let mut outcome =
-        LoggedIn { bots: Vec::new(), failures: Failures::default(), registered: 0, seconds: 0.0, time: Latency::default() };
+    let mut outcome = LoggedIn {
+        bots: Vec::new(),
+        failures: Failures::default(),
+        registered: 0,
+        seconds: 0.0,
+        time: Latency::default(),
+    };
     let mut time = latency_histogram();
     while let Some(result) = starting.join_next().await {
         let Ok(Started { bot, failures, registered, login_time }) = result else { continue };

@@ -141,3 +141,35 @@ fn settle(shared: &Shared, sent: &mut Sent, done: Result<Outcome, tokio::task::J
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audience(bots: usize) -> Audience {
+        let chatters = (0..bots).map(|i| (i, Username::parse(&format!("bot-{i}")).expect("valid name"))).collect();
+        Audience { chatters: Arc::new(chatters), world_recipients: 41 }
+    }
+
+    #[test]
+    fn a_bot_never_writes_to_itself_and_reaches_everyone_else() {
+        let audience = audience(4);
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..400 {
+            let (to, expected) = pick_target(&mut rng, 0.0, Some(2), &audience);
+            let Target::User(name) = to else { panic!("world share 0 sends one to one") };
+            assert_ne!(name.as_str(), "bot-2");
+            assert_eq!(expected, 1);
+            seen.insert(name);
+        }
+        assert_eq!(seen.len(), 3, "{seen:?}");
+    }
+
+    #[test]
+    fn world_messages_expect_every_other_bot_and_a_lone_bot_writes_to_the_world() {
+        let mut rng = StdRng::seed_from_u64(7);
+        assert_eq!(pick_target(&mut rng, 1.0, Some(0), &audience(4)), (Target::World, 41));
+        assert_eq!(pick_target(&mut rng, 0.0, Some(0), &audience(1)), (Target::World, 41));
+    }
+}

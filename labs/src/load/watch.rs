@@ -65,7 +65,8 @@ pub async fn quiet_window(pid: u32) -> Option<(Sample, Reading)> {
     let started = Instant::now();
     tokio::time::sleep(QUIET_WINDOW).await;
     let end = procstat::read(pid)?;
-    let reading = Reading { rss_bytes: end.rss_bytes, cpu_percent: procstat::cpu_percent(&start, &end, started.elapsed()) };
+    let reading =
+        Reading { rss_bytes: end.rss_bytes, cpu_percent: procstat::cpu_percent(&start, &end, started.elapsed()) };
     Some((start, reading))
 }
 
