@@ -10,6 +10,7 @@ mod binary;
 mod chat;
 mod history;
 mod hostile_chat;
+mod hostile_datagrams;
 mod limits;
 mod liveness;
 mod resend;
