@@ -73,6 +73,23 @@ const _: () = assert!(OUTBOX_MAX_WAIT.as_secs() < SERVER_DEDUP_MEMORY.as_secs())
 /// fails at once with [`ClientError::OutboxFull`](crate::ClientError::OutboxFull) instead of piling up text in memory.
 pub const OUTBOX_CAPACITY: usize = 50;
 
+/// Bytes of chat messages the client core holds at once: every message from the moment [`ClientHandle::send`] hands
+/// it over until the server accepted it or it failed (waiting for room in the UDP send window, in flight, in the
+/// outbox). A `send` that finds the budget spent *waits* for room, in order, instead of failing; that wait is what
+/// bounds the client's memory when a program sends faster than the network and the server can take.
+///
+/// 4 MiB holds a thousand messages of the longest kind (4 096 bytes) or about 20 000 short ones: more than the UDP
+/// engine's send window (1 024 messages in flight) keeps busy, so the budget never slows a healthy path, while a
+/// program that sends faster than the server accepts stays at a few megabytes instead of growing without end.
+///
+/// [`ClientHandle::send`]: crate::ClientHandle::send
+pub const SEND_QUEUE_BYTES: usize = 4 * 1024 * 1024;
+
+/// What one queued message costs the send budget besides its text: the core's record of it (target, state,
+/// deadlines, reply channel, about 150 bytes) and its encoded copy while the engine holds it, rounded up. Without
+/// it a flood of one-byte messages would count as almost free.
+pub const SEND_QUEUE_MESSAGE_OVERHEAD: usize = 256;
+
 /// Software name sent in `Hello`, for the server's logs.
 pub const CLIENT_NAME: &str = concat!("chatlab-client ", env!("CARGO_PKG_VERSION"));
 
@@ -108,6 +125,8 @@ pub struct ClientConfig {
     pub outbox_max_wait: Duration,
     /// See [`OUTBOX_CAPACITY`].
     pub outbox_capacity: usize,
+    /// See [`SEND_QUEUE_BYTES`]. Never less than one message of the longest kind, whatever is set here.
+    pub send_queue_bytes: usize,
     /// Settings of the UDP reliability engine (RTO floor, ordering, keepalive, ...).
     pub engine: EngineConfig,
     /// Software name sent in `Hello`.
@@ -137,6 +156,7 @@ impl ClientConfig {
             heartbeat_timeout: HEARTBEAT_TIMEOUT,
             outbox_max_wait: OUTBOX_MAX_WAIT,
             outbox_capacity: OUTBOX_CAPACITY,
+            send_queue_bytes: SEND_QUEUE_BYTES,
             engine: EngineConfig::default(),
             client_name: CLIENT_NAME.to_string(),
             sync_on_login: true,
@@ -197,6 +217,7 @@ mod tests {
         assert!(config.reconnect);
         assert!(config.reconnect_backoff_min < config.reconnect_backoff_max);
         assert_eq!((config.outbox_max_wait, config.outbox_capacity), (OUTBOX_MAX_WAIT, OUTBOX_CAPACITY));
+        assert_eq!(config.send_queue_bytes, SEND_QUEUE_BYTES);
         assert_eq!(DEFAULT_SERVER, format!("127.0.0.1:{DEFAULT_PORT}"));
     }
 }

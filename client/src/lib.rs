@@ -51,7 +51,7 @@ pub mod ui;
 pub use config::{ClientConfig, DEFAULT_PORT, DEFAULT_SERVER, default_known_servers_path};
 pub use error::{ClientError, ErrorCategory};
 pub use event::{Accepted, ClientEvent, HistoryPage, MessageSource, SessionInfo, TransportReason};
-pub use handle::{Client, ClientHandle, EVENT_QUEUE};
+pub use handle::{Client, ClientHandle, EVENT_QUEUE, Sending};
 pub use stats::{ClientStats, KernelTcpInfo, TcpStats};
 
 // The vocabulary a face needs, so it does not have to depend on chatlab-proto directly.

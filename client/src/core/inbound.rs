@@ -66,7 +66,9 @@ impl Actor {
             }
             ServerMessage::Error { req: Some(req), code, message } => self.on_request_error(req, code, message).await,
             ServerMessage::Error { req: None, code, message } => self.on_account_error(code, message).await,
-            ServerMessage::ChatRejected { client_msg_id, code, message } => self.reject(client_msg_id, code, message),
+            ServerMessage::ChatRejected { client_msg_id, code, message } => {
+                self.reject(client_msg_id, code, message).await
+            }
             ServerMessage::ChatAccepted { client_msg_id, id, sent_at_ms } => {
                 self.accept(client_msg_id, id, sent_at_ms, Transport::Tcp).await
             }
@@ -82,7 +84,7 @@ impl Actor {
                 }
             }
             ServerMessage::Receipt { id, to } => self.emit(ClientEvent::Receipt { id, to }).await,
-            ServerMessage::LoggedOut => self.on_logged_out(),
+            ServerMessage::LoggedOut => self.on_logged_out().await,
             // Any frame already counted as a sign of life; a stray Welcome changes nothing.
             ServerMessage::Pong { .. } | ServerMessage::Welcome { .. } => {}
         }
@@ -97,7 +99,7 @@ impl Actor {
                 self.accept(client_msg_id, id, sent_at_ms, Transport::Udp).await
             }
             UdpReport::Payload(ChatPayload::Rejected { client_msg_id, code, message }) => {
-                self.reject(client_msg_id, code, message)
+                self.reject(client_msg_id, code, message).await
             }
             UdpReport::Payload(ChatPayload::Message(message)) => {
                 self.deliver(message, MessageSource::Live).await;
@@ -107,17 +109,7 @@ impl Actor {
                 tracing::warn!("the server sent a client-side chat payload over UDP; ignored")
             }
             UdpReport::Undecodable(reason) => tracing::warn!("undecodable chat payload over UDP: {reason}"),
-            UdpReport::SendFailed { client_msg_id, error } => {
-                if let Some(send) = self.pending.sends.remove(&client_msg_id) {
-                    let err = match error {
-                        chatlab_proto::engine::SendError::WindowFull { in_flight } => ClientError::Busy { in_flight },
-                        chatlab_proto::engine::SendError::TooLarge { len, max } => {
-                            ClientError::TextTooLong { len, max }
-                        }
-                    };
-                    let _ = send.reply.send(Err(err));
-                }
-            }
+            UdpReport::Room => self.fill_window().await,
         }
     }
 
@@ -145,13 +137,13 @@ impl Actor {
         let _ = send.reply.send(Ok(accepted));
     }
 
-    fn reject(&mut self, client_msg_id: u64, code: ErrorCode, message: String) {
+    async fn reject(&mut self, client_msg_id: u64, code: ErrorCode, message: String) {
         if code == ErrorCode::ServerShuttingDown && self.keep_through_restart(client_msg_id) {
             return;
         }
         let Some(send) = self.pending.sends.remove(&client_msg_id) else { return };
-        let max = self.text_limit;
-        let _ = send.reply.send(Err(ClientError::from_chat_rejection(code, message, send.text.len(), max)));
+        let err = ClientError::from_chat_rejection(code, message, send.text.len(), self.text_limit);
+        self.fail_send(client_msg_id, send, err).await;
     }
 
     fn on_users(&mut self, req: u32, mut page: Vec<chatlab_proto::chat::Username>, more: bool) {
@@ -233,7 +225,7 @@ impl Actor {
             self.lose_link(format!("logging in again failed: {err}")).await;
         } else {
             self.credentials = None;
-            self.fail_outbox(&err);
+            self.fail_outbox(&err).await;
             self.emit(ClientEvent::Error(err)).await;
         }
     }
@@ -286,13 +278,10 @@ impl Actor {
         }
     }
 
-    fn on_logged_out(&mut self) {
+    async fn on_logged_out(&mut self) {
         self.session = None;
         self.credentials = None;
-        let pending_sends = std::mem::take(&mut self.pending.sends);
-        for (_, send) in pending_sends {
-            let _ = send.reply.send(Err(ClientError::NotLoggedIn));
-        }
+        self.fail_all_sends(&ClientError::NotLoggedIn).await;
         match self.pending.account.take() {
             Some((AccountOp::Logout { reply }, _)) => drop(reply.send(Ok(()))),
             other => self.pending.account = other,
