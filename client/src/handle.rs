@@ -13,11 +13,10 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use chatlab_proto::chat::{Target, Username};
 use chatlab_proto::control::{Password, Transport};
 use chatlab_proto::impair::ImpairmentConfig;
-use chatlab_proto::limits::MAX_TEXT_BYTES;
 use chatlab_proto::noise::Fingerprint;
 
 use crate::channel;
-use crate::config::{ClientConfig, SEND_QUEUE_MESSAGE_OVERHEAD};
+use crate::config::ClientConfig;
 use crate::core::{Actor, Command, Reply};
 use crate::error::ClientError;
 use crate::event::{Accepted, ClientEvent, HistoryPage, SessionInfo};
@@ -52,14 +51,13 @@ impl Client {
             let _ = events_tx.try_send(pinned);
         }
         let (commands_tx, commands) = mpsc::channel(COMMAND_QUEUE);
-        let budget = config.send_queue_bytes.max(message_charge(MAX_TEXT_BYTES));
         let handle = ClientHandle {
             commands: commands_tx,
             request_timeout: config.request_timeout,
             // A message may wait in the outbox for the longest wait, then for room in the send window (at most one
             // request timeout), then for its acceptance (another).
             send_timeout: config.outbox_max_wait.saturating_add(config.request_timeout.saturating_mul(2)),
-            send_budget: Arc::new(Semaphore::new(budget.min(Semaphore::MAX_PERMITS))),
+            send_budget: Arc::new(Semaphore::new(config.send_queue_messages.clamp(1, Semaphore::MAX_PERMITS))),
             server: config.server.clone(),
             fingerprint: established.fingerprint,
             server_software: established.server_software.clone(),
@@ -76,8 +74,8 @@ pub struct ClientHandle {
     commands: mpsc::Sender<Command>,
     request_timeout: Duration,
     send_timeout: Duration,
-    /// The send budget in bytes ([`ClientConfig::send_queue_bytes`]), shared by every clone: a message holds its
-    /// charge from [`queue`](Self::queue) until it is accepted or fails. The semaphore is fair (first come, first
+    /// The send budget in messages ([`ClientConfig::send_queue_messages`]), shared by every clone: a message holds
+    /// its place from [`queue`](Self::queue) until it is accepted or fails. The semaphore is fair (first come, first
     /// served), so callers waiting for room get it in the order they asked.
     send_budget: Arc<Semaphore>,
     server: String,
@@ -123,7 +121,7 @@ impl ClientHandle {
     ///
     /// A program may call `send` faster than the network and the server take messages (a script blasting ten
     /// thousand messages, a paste of a long log). Nothing is then refused or dropped: `send` *waits*, first for room
-    /// in the client's send queue ([`ClientConfig::send_queue_bytes`]), then, over UDP, for room in the engine's
+    /// in the client's send queue ([`ClientConfig::send_queue_messages`]), then, over UDP, for room in the engine's
     /// send window (messages sent but not yet acknowledged), in the order the messages were queued. Each wait is
     /// bounded by [`ClientConfig::request_timeout`]; one that runs out fails with [`ClientError::NoRoom`], and such
     /// a message never left the client.
@@ -155,7 +153,7 @@ impl ClientHandle {
     /// another go out, over one transport, in that order, and the server stores them in that order.
     ///
     /// Waits (at most [`ClientConfig::request_timeout`], then [`ClientError::NoRoom`]) while the send queue holds
-    /// [`ClientConfig::send_queue_bytes`] of messages that are not accepted yet; callers waiting together get room
+    /// [`ClientConfig::send_queue_messages`] messages that are not accepted yet; callers waiting together get room
     /// in the order they asked. Dropping the future while it waits queues nothing. Dropping the [`Sending`] cancels
     /// the message if it has not left the client yet (see [`send`](Self::send)), so keep it, or spawn its
     /// [`accepted`](Sending::accepted), until the message went out.
@@ -172,8 +170,7 @@ impl ClientHandle {
     /// # Ok(()) }
     /// ```
     pub async fn queue(&self, to: Target, text: &str) -> Result<Sending, ClientError> {
-        let charge = u32::try_from(message_charge(text.len())).unwrap_or(u32::MAX);
-        let room = Arc::clone(&self.send_budget).acquire_many_owned(charge);
+        let room = Arc::clone(&self.send_budget).acquire_owned();
         let budget = match tokio::time::timeout(self.request_timeout, room).await {
             Ok(Ok(permit)) => permit,
             // The semaphore is never closed; were it, the client would be unusable.
@@ -300,23 +297,5 @@ impl Sending {
             Ok(Err(_)) => Err(ClientError::Closed),
             Err(_) => Err(ClientError::Timeout { what: "acceptance of a chat message".to_string(), after: self.wait }),
         }
-    }
-}
-
-/// What a message of `text_len` bytes costs the send budget: its text (at most the protocol's longest, so one too
-/// long to be sent cannot block the queue before the core refuses it) and its bookkeeping.
-fn message_charge(text_len: usize) -> usize {
-    text_len.min(MAX_TEXT_BYTES).saturating_add(SEND_QUEUE_MESSAGE_OVERHEAD)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_message_costs_its_text_and_its_bookkeeping_and_never_more_than_the_longest() {
-        assert_eq!(message_charge(0), SEND_QUEUE_MESSAGE_OVERHEAD);
-        assert_eq!(message_charge(100), 100 + SEND_QUEUE_MESSAGE_OVERHEAD);
-        assert_eq!(message_charge(10 * MAX_TEXT_BYTES), message_charge(MAX_TEXT_BYTES));
     }
 }

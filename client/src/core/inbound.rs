@@ -7,6 +7,14 @@
 //! message addressed to this user is reported: receipts exist only for those (a world message reaches a whole
 //! room, so "delivered" has no single meaning), and each report costs the server a storage write, so reporting
 //! every world push would make a busy room cost the server one write per message per reader.
+//!
+//! **Receipts go in batches.** One `Received` names many ids: the core collects the ids of the pushes it takes in
+//! and reports them when no further frame is waiting to be read (or [`MAX_RECEIPT_BATCH`] have gathered). A person
+//! chatting gets one report per message as before, with no delay; a burst (a classmate's script blasting thousands
+//! of messages) gets one report per burst instead of one per message. Reporting one by one made the recipient spend
+//! a write (and the server a storage write and a token of its per-session report budget) per message: the reports
+//! over that budget were ignored, so the server delivered those messages again at the next login, and a recipient
+//! busy writing reports read its socket too slowly and was disconnected as a slow reader.
 
 use chatlab_proto::chat::{ChatMessage, ChatPayload, Target};
 use chatlab_proto::control::{ClientMessage, ErrorCode, KeyMaterial, ServerMessage, Transport};
@@ -18,6 +26,29 @@ use crate::channel::{self, Inbound};
 use crate::error::ClientError;
 use crate::event::{Accepted, ClientEvent, HistoryPage, MessageSource, SessionInfo};
 use crate::udp::UdpReport;
+
+/// Most message ids one `Received` names: the server ignores ids beyond 1 024 in one report (`MAX_RECEIVED_IDS`
+/// in the server's `limits`), and a report of 1 024 ids is an 8 KiB frame.
+pub(super) const MAX_RECEIPT_BATCH: usize = 1024;
+
+/// Ids of private messages pushed over TCP and not reported with `Received` yet.
+#[derive(Debug, Default)]
+pub(super) struct ReceiptBatch {
+    ids: Vec<u64>,
+}
+
+impl ReceiptBatch {
+    /// Adds `id`; returns a full batch ([`MAX_RECEIPT_BATCH`] ids) to report at once.
+    pub(super) fn push(&mut self, id: u64) -> Option<Vec<u64>> {
+        self.ids.push(id);
+        (self.ids.len() >= MAX_RECEIPT_BATCH).then(|| self.take())
+    }
+
+    /// Everything gathered so far (possibly nothing).
+    pub(super) fn take(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.ids)
+    }
+}
 
 /// What a session grant carries, unpacked.
 struct Grant {
@@ -79,14 +110,24 @@ impl Actor {
                 let me = self.credentials.as_ref().map(|credentials| credentials.username.as_str());
                 let report = wants_receipt(&message, me).then_some(message.id);
                 self.deliver(message, MessageSource::Live).await;
-                if let Some(id) = report {
-                    let _ = self.send_control(&ClientMessage::Received { ids: vec![id] }).await;
+                if let Some(full) = report.and_then(|id| self.receipts_due.push(id)) {
+                    // A failed write drops the connection; the next sync confirms these messages.
+                    let _ = self.send_control(&ClientMessage::Received { ids: full }).await;
                 }
             }
             ServerMessage::Receipt { id, to } => self.emit(ClientEvent::Receipt { id, to }).await,
             ServerMessage::LoggedOut => self.on_logged_out().await,
             // Any frame already counted as a sign of life; a stray Welcome changes nothing.
             ServerMessage::Pong { .. } | ServerMessage::Welcome { .. } => {}
+        }
+    }
+
+    /// Reports the pushes taken in since the last report as one `Received` (see the module docs).
+    pub(super) async fn report_received(&mut self) {
+        let ids = self.receipts_due.take();
+        if !ids.is_empty() {
+            // A failed write drops the connection; the next sync confirms these messages.
+            let _ = self.send_control(&ClientMessage::Received { ids }).await;
         }
     }
 
@@ -301,6 +342,19 @@ mod tests {
 
     fn to_user(name: &str) -> Target {
         Target::User(Username::parse(name).expect("valid name"))
+    }
+
+    #[test]
+    fn receipts_gather_until_the_batch_is_full() {
+        let mut batch = ReceiptBatch::default();
+        for id in 1..MAX_RECEIPT_BATCH as u64 {
+            assert_eq!(batch.push(id), None);
+        }
+        let full = batch.push(MAX_RECEIPT_BATCH as u64).expect("a full batch");
+        assert_eq!(full, (1..=MAX_RECEIPT_BATCH as u64).collect::<Vec<_>>());
+        assert!(batch.take().is_empty(), "a full batch leaves nothing behind");
+        assert_eq!(batch.push(7), None);
+        assert_eq!(batch.take(), [7]);
     }
 
     #[test]

@@ -46,6 +46,7 @@ impl Actor {
         self.generation = self.generation.wrapping_add(1);
         self.link = Link::Down { reason: reason.clone() };
         self.session = None;
+        self.receipts_due.take();
         let disconnected = || ClientError::Disconnected { reason: reason.clone() };
         if self.config.reconnect && self.credentials.is_some() {
             self.pending.fail_requests(disconnected);

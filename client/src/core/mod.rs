@@ -208,6 +208,9 @@ pub(crate) struct Actor {
     impairment: watch::Sender<Impairment>,
     /// Delivery latency of every accepted message, per transport, for the client's whole life.
     latency: LatencyRecorder,
+    /// Private messages pushed over TCP and not reported with `Received` yet (see `inbound.rs`); forgotten with
+    /// the connection (the server confirms them at the next sync).
+    receipts_due: inbound::ReceiptBatch,
 }
 
 impl Actor {
@@ -252,6 +255,7 @@ impl Actor {
             streams: StreamMap::new(),
             impairment: watch::Sender::new(Impairment::default()),
             latency: LatencyRecorder::default(),
+            receipts_due: inbound::ReceiptBatch::default(),
         };
         actor.install(established);
         tokio::spawn(actor.run())
@@ -278,6 +282,10 @@ impl Actor {
                 Some((generation, inbound)) = self.inbound_rx.recv() => {
                     if generation == self.generation {
                         self.on_inbound(inbound).await;
+                    }
+                    // Receipts wait while more frames are queued, and go as one report when the burst is read.
+                    if self.inbound_rx.is_empty() {
+                        self.report_received().await;
                     }
                 }
                 Some((generation, report)) = self.udp_rx.recv() => {

@@ -103,7 +103,7 @@ pub(super) struct PendingSend {
     /// Whether the message went out on a transport at least once. If so the server may have stored it even when
     /// no acceptance came back, and a failure must not claim it was not sent.
     pub sent: bool,
-    /// The message's share of the send budget ([`ClientConfig::send_queue_bytes`](crate::ClientConfig)), held
+    /// The message's place in the send budget ([`ClientConfig::send_queue_messages`](crate::ClientConfig)), held
     /// only to be given back, so that the next `send` may go ahead, when this record is dropped.
     pub _budget: OwnedSemaphorePermit,
 }

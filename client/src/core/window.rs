@@ -13,8 +13,9 @@
 //! waits behind it, even when the window happens to have room at that instant. Messages therefore enter the engine
 //! in the order the caller queued them, and the engine delivers each conversation in order.
 //!
-//! **Bounds.** How many messages can wait is bounded by the send budget the handle charges before a message
-//! reaches the core ([`ClientConfig::send_queue_bytes`](crate::ClientConfig::send_queue_bytes)); how long one waits
+//! **Bounds.** How many messages can wait is bounded by the send budget the handle takes a place in before a
+//! message reaches the core ([`ClientConfig::send_queue_messages`](crate::ClientConfig::send_queue_messages));
+//! how long one waits
 //! by its deadline, one request timeout after it was handed over, after which it fails with
 //! [`ClientError::NoRoom`] without having been sent. A message that leaves the window's queue gets a full request
 //! timeout for its acceptance from then. If UDP goes away meanwhile (a fall-back or a switch to TCP), the waiting
