@@ -151,7 +151,9 @@ fn started_at_ms() -> u128 {
 }
 
 /// Whether a message's acceptance came; prints the failure otherwise.
-async fn finished(acceptance: tokio::task::JoinHandle<Result<chatlab_client::Accepted, chatlab_client::ClientError>>) -> bool {
+async fn finished(
+    acceptance: tokio::task::JoinHandle<Result<chatlab_client::Accepted, chatlab_client::ClientError>>,
+) -> bool {
     match acceptance.await {
         Ok(Ok(_)) => true,
         Ok(Err(e)) => {

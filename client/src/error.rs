@@ -510,7 +510,9 @@ mod tests {
         assert_eq!(impairment.server_code(), None);
         let no_room = ClientError::NoRoom { waited: Duration::from_secs(10) };
         assert_eq!(no_room.category(), ErrorCategory::Connection);
-        assert!(no_room.to_string().starts_with("no room to send within 10 s") && no_room.to_string().ends_with("not sent"));
+        assert!(
+            no_room.to_string().starts_with("no room to send within 10 s") && no_room.to_string().ends_with("not sent")
+        );
         let full = ClientError::OutboxFull { queued: 50 };
         assert_eq!(full.category(), ErrorCategory::Rejected);
         assert!(full.to_string().starts_with("50 messages already wait for the connection"), "{full}");

@@ -38,8 +38,8 @@ mod session;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use std::sync::Arc;
+use tokio::net::UdpSocket;
 
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -443,7 +443,6 @@ mod tests {
         flush(&socket, &mut server, origin, client).await;
         assert!(matches!(next(&mut reports).await, UdpReport::Payload(ChatPayload::Message(m)) if m == message));
         assert!(matches!(next(&mut reports).await, UdpReport::Undecodable(_)));
-
 
         let UdpStats { snapshot, impairment, .. } = stats(&link).await;
         assert!(snapshot.sent.pings >= 1 && snapshot.received.messages_delivered == 2, "{snapshot:?}");

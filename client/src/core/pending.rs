@@ -186,8 +186,7 @@ impl Pending {
             }
         }
         self.sends.retain(|_, send| !send.cancelled());
-        let late: Vec<u64> =
-            self.sends.iter().filter(|(_, send)| send.deadline <= now).map(|(id, _)| *id).collect();
+        let late: Vec<u64> = self.sends.iter().filter(|(_, send)| send.deadline <= now).map(|(id, _)| *id).collect();
         for id in late {
             if let Some(send) = self.sends.remove(&id) {
                 expired.push(Failed::Send(id, send));

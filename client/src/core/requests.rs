@@ -7,8 +7,8 @@
 use tokio::time::Instant;
 
 use chatlab_proto::chat::{Target, TextError, Username, normalize_text, validate_text_with_limit};
-use tokio::sync::OwnedSemaphorePermit;
 use chatlab_proto::control::{ClientMessage, MAX_PAGE_ITEMS, Password, Transport};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::pending::{AccountOp, PendingSend, Request, SendState, SyncOrigin};
 use super::{Actor, Command, Credentials, Link, Reply};
@@ -176,7 +176,8 @@ impl Actor {
         };
         let client_msg_id = self.client_msg_id();
         let deadline = self.deadline();
-        let send = PendingSend { reply, to, text, state, deadline, started, outbox_since: None, sent: false, _budget: budget };
+        let send =
+            PendingSend { reply, to, text, state, deadline, started, outbox_since: None, sent: false, _budget: budget };
         self.pending.sends.insert(client_msg_id, send);
         if let SendState::Sent(transport) = state {
             self.dispatch(client_msg_id, transport).await;

@@ -94,9 +94,7 @@ async fn a_message_that_finds_no_room_in_time_fails_with_no_room_and_is_never_se
     // The message that did go out had no answer either: it may be stored, and its error does not say otherwise.
     let err = first.accepted().await.expect_err("no acknowledgement through a dead path");
     assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
-    let reported = |e: &ClientEvent| {
-        matches!(e, ClientEvent::SendFailed { to, error: ClientError::NoRoom { .. }, .. } if *to == bob())
-    };
+    let reported = |e: &ClientEvent| matches!(e, ClientEvent::SendFailed { to, error: ClientError::NoRoom { .. }, .. } if *to == bob());
     wait_for(&mut ann_events, "the failure on the event stream", reported).await;
 
     ann.set_impairment(ImpairmentConfig::default(), ImpairmentConfig::default()).await.unwrap();

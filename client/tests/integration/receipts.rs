@@ -51,8 +51,7 @@ async fn a_burst_of_private_messages_is_confirmed_whole_and_once_by_batched_repo
     let burst: Vec<u64> =
         (0..1500).map(|i| server.inject("bob", Target::User(user("ann")), &format!("burst {i}")).id).collect();
     let last = burst.last().copied();
-    let last_arrived =
-        |e: &ClientEvent| matches!(e, ClientEvent::Message { message, .. } if Some(message.id) == last);
+    let last_arrived = |e: &ClientEvent| matches!(e, ClientEvent::Message { message, .. } if Some(message.id) == last);
     wait_for(&mut events, "the last message of the burst", last_arrived).await;
     eventually("every message confirmed", || server.received_reports().len() >= burst.len()).await;
     assert_eq!(server.received_reports(), burst, "each message confirmed once, in order");
