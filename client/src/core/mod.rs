@@ -331,7 +331,8 @@ impl Actor {
         for expired in self.pending.take_expired(now) {
             let err = match &expired {
                 Failed::Send(_, send) if send.state == SendState::Queued => self.outbox_expired(send),
-                Failed::Send(_, send) if send.state == SendState::Waiting => {
+                // Never out (a copy that went out before a reconnect may be stored: that one is a plain timeout).
+                Failed::Send(_, send) if send.state == SendState::Waiting && !send.sent => {
                     ClientError::NoRoom { waited: self.config.request_timeout }
                 }
                 Failed::Account(AccountOp::Login { reply: None, .. }) => {
