@@ -73,6 +73,21 @@ const _: () = assert!(OUTBOX_MAX_WAIT.as_secs() < SERVER_DEDUP_MEMORY.as_secs())
 /// fails at once with [`ClientError::OutboxFull`](crate::ClientError::OutboxFull) instead of piling up text in memory.
 pub const OUTBOX_CAPACITY: usize = 50;
 
+/// Chat messages the client core holds at once: every message from the moment [`ClientHandle::send`] hands it over
+/// until the server accepted it or it failed (waiting for room in the UDP send window, in flight, in the outbox). A
+/// `send` that finds them all taken *waits* for room, in order, instead of failing; that wait is what bounds the
+/// client when a program sends faster than the network and the server can take. The memory it bounds is at most
+/// this many texts of the longest kind: 1 024 × 4 KiB = 4 MiB, far less for ordinary messages.
+///
+/// Why 1 024, the UDP engine's send window: a healthy path never needs more in flight, and more would hurt the
+/// sender. The server answers every message with an acceptance queued towards this session, and closes a session
+/// whose queue outgrows 4 096 entries as a slow reader (`CONTROL_QUEUE_DEPTH` and `UDP_BACKLOG_DEPTH` in the
+/// server's `limits`): a client with ten thousand messages in flight at once was measured to get itself and its
+/// recipient disconnected that way, while 1 024 leaves room for the pushes of everyone else.
+///
+/// [`ClientHandle::send`]: crate::ClientHandle::send
+pub const SEND_QUEUE_MESSAGES: usize = 1024;
+
 /// Software name sent in `Hello`, for the server's logs.
 pub const CLIENT_NAME: &str = concat!("chatlab-client ", env!("CARGO_PKG_VERSION"));
 
@@ -108,6 +123,8 @@ pub struct ClientConfig {
     pub outbox_max_wait: Duration,
     /// See [`OUTBOX_CAPACITY`].
     pub outbox_capacity: usize,
+    /// See [`SEND_QUEUE_MESSAGES`]. At least one, whatever is set here.
+    pub send_queue_messages: usize,
     /// Settings of the UDP reliability engine (RTO floor, ordering, keepalive, ...).
     pub engine: EngineConfig,
     /// Software name sent in `Hello`.
@@ -137,6 +154,7 @@ impl ClientConfig {
             heartbeat_timeout: HEARTBEAT_TIMEOUT,
             outbox_max_wait: OUTBOX_MAX_WAIT,
             outbox_capacity: OUTBOX_CAPACITY,
+            send_queue_messages: SEND_QUEUE_MESSAGES,
             engine: EngineConfig::default(),
             client_name: CLIENT_NAME.to_string(),
             sync_on_login: true,
@@ -197,6 +215,8 @@ mod tests {
         assert!(config.reconnect);
         assert!(config.reconnect_backoff_min < config.reconnect_backoff_max);
         assert_eq!((config.outbox_max_wait, config.outbox_capacity), (OUTBOX_MAX_WAIT, OUTBOX_CAPACITY));
+        assert_eq!(config.send_queue_messages, SEND_QUEUE_MESSAGES);
+        assert_eq!(SEND_QUEUE_MESSAGES, config.engine.send_window, "see the constant's docs");
         assert_eq!(DEFAULT_SERVER, format!("127.0.0.1:{DEFAULT_PORT}"));
     }
 }

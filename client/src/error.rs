@@ -169,11 +169,18 @@ pub enum ClientError {
     #[error("already logged in; log out first")]
     AlreadyLoggedIn,
 
-    /// The UDP send window is full: too many messages wait for the server's acknowledgement.
-    #[error("too many messages ({in_flight}) wait for the server's acknowledgement; try again shortly")]
-    Busy {
-        /// Messages in flight.
-        in_flight: usize,
+    /// A chat message waited for room to be sent (in the client's send queue, or in the UDP send window) for the
+    /// longest wait, [`ClientConfig::request_timeout`](crate::ClientConfig::request_timeout), and gave up. The
+    /// messages sent before it were still not acknowledged: the network or the server is slower than the sending.
+    /// This message never left the client.
+    #[error(
+        "no room to send within {}: the messages before this one still wait for the server's acknowledgement; this \
+         one was not sent",
+        human_duration(*waited)
+    )]
+    NoRoom {
+        /// How long it waited.
+        waited: Duration,
     },
 
     /// The connection is down and the outbox already holds as many chat messages as it keeps
@@ -325,7 +332,6 @@ impl ClientError {
             | ClientError::TextInvalid { .. }
             | ClientError::UnknownUser { .. }
             | ClientError::Rejected { .. }
-            | ClientError::Busy { .. }
             | ClientError::OutboxFull { .. } => ErrorCategory::Rejected,
             ClientError::Unreachable { .. }
             | ClientError::ServerKeyChanged { .. }
@@ -334,6 +340,7 @@ impl ClientError {
             | ClientError::Timeout { .. }
             | ClientError::Disconnected { .. }
             | ClientError::OutboxExpired { .. }
+            | ClientError::NoRoom { .. }
             | ClientError::Closed => ErrorCategory::Connection,
             ClientError::KnownServers(_) | ClientError::Protocol(_) => ErrorCategory::Other,
         }
@@ -506,7 +513,11 @@ mod tests {
             "invalid impairment setting: for outgoing UDP traffic, mtu must be at least 1"
         );
         assert_eq!(impairment.server_code(), None);
-        assert_eq!(ClientError::Busy { in_flight: 3 }.category(), ErrorCategory::Rejected);
+        let no_room = ClientError::NoRoom { waited: Duration::from_secs(10) };
+        assert_eq!(no_room.category(), ErrorCategory::Connection);
+        assert!(
+            no_room.to_string().starts_with("no room to send within 10 s") && no_room.to_string().ends_with("not sent")
+        );
         let full = ClientError::OutboxFull { queued: 50 };
         assert_eq!(full.category(), ErrorCategory::Rejected);
         assert!(full.to_string().starts_with("50 messages already wait for the connection"), "{full}");

@@ -128,6 +128,20 @@ pub enum ClientEvent {
     },
     /// A message this client sent was stored by the server (the same figures the `send` call returned).
     Accepted(Accepted),
+    /// A message this client handed to the core failed for good (the same error its `send` call returned).
+    ///
+    /// With [`Accepted`](ClientEvent::Accepted) this gives every message that went out exactly one outcome on the
+    /// event stream, also when the caller stopped waiting: a `send` future dropped (or timed out by the caller)
+    /// after the message had already left the client still ends in one of the two. A message cancelled *before* it
+    /// left the client was never sent and has no outcome (see [`ClientHandle::send`](crate::ClientHandle::send)).
+    SendFailed {
+        /// The client's own number for the message.
+        client_msg_id: u64,
+        /// Where it was going.
+        to: Target,
+        /// Why it failed.
+        error: ClientError,
+    },
     /// A message this user sent reached user `to`: the "delivered" tick.
     Receipt {
         /// The message id.

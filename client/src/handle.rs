@@ -5,9 +5,10 @@
 //! from any task; a GUI calls them from a task it spawns on the runtime and reads [`ClientEvent`]s from the receiver
 //! in its frame loop with `try_recv`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use chatlab_proto::chat::{Target, Username};
 use chatlab_proto::control::{Password, Transport};
@@ -53,8 +54,10 @@ impl Client {
         let handle = ClientHandle {
             commands: commands_tx,
             request_timeout: config.request_timeout,
-            // A message may wait in the outbox for the longest wait, and then for its acceptance.
-            send_timeout: config.outbox_max_wait.saturating_add(config.request_timeout),
+            // A message may wait in the outbox for the longest wait, then for room in the send window (at most one
+            // request timeout), then for its acceptance (another).
+            send_timeout: config.outbox_max_wait.saturating_add(config.request_timeout.saturating_mul(2)),
+            send_budget: Arc::new(Semaphore::new(config.send_queue_messages.clamp(1, Semaphore::MAX_PERMITS))),
             server: config.server.clone(),
             fingerprint: established.fingerprint,
             server_software: established.server_software.clone(),
@@ -71,6 +74,10 @@ pub struct ClientHandle {
     commands: mpsc::Sender<Command>,
     request_timeout: Duration,
     send_timeout: Duration,
+    /// The send budget in messages ([`ClientConfig::send_queue_messages`]), shared by every clone: a message holds
+    /// its place from [`queue`](Self::queue) until it is accepted or fails. The semaphore is fair (first come, first
+    /// served), so callers waiting for room get it in the order they asked.
+    send_budget: Arc<Semaphore>,
     server: String,
     fingerprint: Fingerprint,
     server_software: String,
@@ -106,20 +113,77 @@ impl ClientHandle {
         self.request("login", |reply| Command::Login { username, password, reply }).await
     }
 
-    /// Sends a chat message and resolves once the server has stored it durably. The text is normalised (line
-    /// endings, tabs) and checked against the server's rules first; a refusal carries the server's reason.
+    /// Sends a chat message and resolves once the server has stored it durably: [`queue`](Self::queue) followed by
+    /// [`Sending::accepted`]. The text is normalised (line endings, tabs) and checked against the server's rules
+    /// first; a refusal carries the server's reason.
+    ///
+    /// # Sending never refuses for being busy: it waits
+    ///
+    /// A program may call `send` faster than the network and the server take messages (a script blasting ten
+    /// thousand messages, a paste of a long log). Nothing is then refused or dropped: `send` *waits*, first for room
+    /// in the client's send queue ([`ClientConfig::send_queue_messages`]), then, over UDP, for room in the engine's
+    /// send window (messages sent but not yet acknowledged), in the order the messages were queued. Each wait is
+    /// bounded by [`ClientConfig::request_timeout`]; one that runs out fails with [`ClientError::NoRoom`], and such
+    /// a message never left the client.
     ///
     /// While the connection is down and a logged-in session is being restored, the message waits in the outbox
     /// and goes out after the automatic login, so this call may take as long as
-    /// [`ClientConfig::outbox_max_wait`] plus the request timeout. It then resolves with the acceptance as usual, or
-    /// fails with [`ClientError::OutboxFull`] (at once), [`ClientError::OutboxExpired`] when the connection did not
-    /// come back in time, or the error that made reconnecting impossible.
+    /// [`ClientConfig::outbox_max_wait`] plus two request timeouts. It then resolves with the acceptance as usual,
+    /// or fails with [`ClientError::OutboxFull`] (at once), [`ClientError::OutboxExpired`] when the connection did
+    /// not come back in time, or the error that made reconnecting impossible.
+    ///
+    /// # Cancelling
+    ///
+    /// Dropping the future (or wrapping it in `tokio::time::timeout`, or losing a `select!`) gives up cleanly:
+    ///
+    /// - before the message has left the client (waiting for room, held during the UDP probe, in the outbox), it
+    ///   is **not sent** at all, and its room is given back;
+    /// - after it went out, it cannot be called back: the server may store it. Its outcome is then **reported** on
+    ///   the event stream, as [`ClientEvent::Accepted`] or [`ClientEvent::SendFailed`] with its `client_msg_id`.
+    ///
+    /// Messages sent one after another by awaiting each `send` arrive in order, but each waits for the previous
+    /// acceptance (a round trip and a disk write). To stream many messages in order without that wait, call
+    /// [`queue`](Self::queue) for each in turn and await the [`Sending`]s later.
     pub async fn send(&self, to: Target, text: &str) -> Result<Accepted, ClientError> {
-        let text = text.to_string();
-        // The clock starts here, so the latency statistics include the wait in the core's queue, as the caller does.
+        self.queue(to, text).await?.accepted().await
+    }
+
+    /// Puts a chat message in the client's send queue and returns as soon as it has its place there, without
+    /// waiting for the server; the returned [`Sending`] resolves with the acceptance. Messages queued one after
+    /// another go out, over one transport, in that order, and the server stores them in that order.
+    ///
+    /// Waits (at most [`ClientConfig::request_timeout`], then [`ClientError::NoRoom`]) while the send queue holds
+    /// [`ClientConfig::send_queue_messages`] messages that are not accepted yet; callers waiting together get room
+    /// in the order they asked. Dropping the future while it waits queues nothing. Dropping the [`Sending`] cancels
+    /// the message if it has not left the client yet (see [`send`](Self::send)), so keep it, or spawn its
+    /// [`accepted`](Sending::accepted), until the message went out.
+    ///
+    /// ```no_run
+    /// # async fn blast(handle: chatlab_client::ClientHandle, to: chatlab_client::Target) -> Result<(), chatlab_client::ClientError> {
+    /// let mut sendings = Vec::new();
+    /// for i in 0..10_000 {
+    ///     sendings.push(handle.queue(to.clone(), &format!("message {i}")).await?);   // in order; waits for room
+    /// }
+    /// for sending in sendings {
+    ///     sending.accepted().await?;                                             // every one stored, in order
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn queue(&self, to: Target, text: &str) -> Result<Sending, ClientError> {
+        let room = Arc::clone(&self.send_budget).acquire_owned();
+        let budget = match tokio::time::timeout(self.request_timeout, room).await {
+            Ok(Ok(permit)) => permit,
+            // The semaphore is never closed; were it, the client would be unusable.
+            Ok(Err(_)) => return Err(ClientError::Closed),
+            Err(_) => return Err(ClientError::NoRoom { waited: self.request_timeout }),
+        };
+        let (reply, answer) = oneshot::channel();
+        // The latency clock starts once the message is the core's: waiting for room is the sender's own queue.
         let started = tokio::time::Instant::now();
-        let command = |reply| Command::Send { to, text, started, reply };
-        self.request_within("acceptance of a chat message", self.send_timeout, command).await
+        let command = Command::Send { to, text: text.to_string(), started, budget, reply };
+        self.commands.send(command).await.map_err(|_| ClientError::Closed)?;
+        let wait = self.send_timeout.saturating_add(HANDLE_GRACE);
+        Ok(Sending { answer, wait })
     }
 
     /// One page of a conversation's history: the newest `limit` messages before `before` (or the newest of all),
@@ -211,6 +275,27 @@ impl ClientHandle {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(ClientError::Closed),
             Err(_) => Err(ClientError::Timeout { what: what.to_string(), after: wait }),
+        }
+    }
+}
+
+/// A chat message in the client's send queue, from [`ClientHandle::queue`]: await [`accepted`](Self::accepted) for
+/// the server's acceptance. Dropping it cancels the message if it has not left the client yet.
+#[derive(Debug)]
+#[must_use = "dropping a Sending cancels its message unless it already left the client"]
+pub struct Sending {
+    answer: oneshot::Receiver<Result<Accepted, ClientError>>,
+    /// The longest the core can take to answer, plus a grace.
+    wait: Duration,
+}
+
+impl Sending {
+    /// Resolves once the server stored the message durably, or with the reason it failed.
+    pub async fn accepted(self) -> Result<Accepted, ClientError> {
+        match tokio::time::timeout(self.wait, self.answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ClientError::Closed),
+            Err(_) => Err(ClientError::Timeout { what: "acceptance of a chat message".to_string(), after: self.wait }),
         }
     }
 }

@@ -11,11 +11,19 @@
 //!   let (handle, mut events) = Client::connect(config).await?;   // TCP + Noise + pinned key + Hello
 //!   handle.login("ann", Password::new("…")).await?;              // then UDP probe, TCP fall-back if blocked
 //!   handle.send(Target::World, "hello").await?;                  // resolves when the server stored it
+//!   let sending = handle.queue(to, "next").await?;               // its place in the send queue, in order…
+//!   sending.accepted().await?;                                   // …and its acceptance, later
 //!   while let Some(event) = events.recv().await { … }            // messages, presence, receipts, reconnects
 //! ```
 //!
 //! The command-line client (`chatlab-cli`) and the desktop app are thin faces over [`ClientHandle`] and
 //! [`ClientEvent`]; neither touches a socket.
+//!
+//! **Sending waits, it never refuses for being busy.** A program that sends faster than the network and the server
+//! take messages makes `send` wait for room (in the client's send queue, then in the UDP send window), each wait
+//! bounded by the request timeout, and every message keeps its order. Dropping a `send` future cancels a message
+//! that has not left the client; one that already left has its outcome reported as [`ClientEvent::Accepted`] or
+//! [`ClientEvent::SendFailed`]. [`ClientHandle::send`] tells the details.
 //!
 //! # Where things are
 //!
@@ -51,7 +59,7 @@ pub mod ui;
 pub use config::{ClientConfig, DEFAULT_PORT, DEFAULT_SERVER, default_known_servers_path};
 pub use error::{ClientError, ErrorCategory};
 pub use event::{Accepted, ClientEvent, HistoryPage, MessageSource, SessionInfo, TransportReason};
-pub use handle::{Client, ClientHandle, EVENT_QUEUE};
+pub use handle::{Client, ClientHandle, EVENT_QUEUE, Sending};
 pub use stats::{ClientStats, KernelTcpInfo, TcpStats};
 
 // The vocabulary a face needs, so it does not have to depend on chatlab-proto directly.

@@ -21,6 +21,12 @@
 //! and a new one started on a switch back use the same endpoint, so packet numbers (and with them the AES-GCM
 //! nonces) never repeat under the session's keys.
 //!
+//! **Sending, and waiting for room.** The client core queues chat messages in the session's endpoint itself
+//! ([`SessionEndpoint::send`]), so it learns at once, in order, whether the engine's send window took a message;
+//! then it wakes this task ([`UdpLink::wake`]) to seal and send the datagrams. A message the window has no room for
+//! waits in the core. Whenever acknowledgements free room in the window this task says so
+//! ([`UdpReport::Room`]), and the core moves the waiting messages in, oldest first.
+//!
 //! Between the socket and the endpoint the task can put an impaired network of its own ([`impair`]): outgoing
 //! datagrams then wait in a link before `send`, received ones in another before the endpoint sees them, and the
 //! loop's third step also wakes for the next datagram the links have due. The settings arrive on a `watch` channel
@@ -32,13 +38,15 @@ mod session;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+use std::sync::Arc;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot, watch};
+
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use chatlab_proto::chat::ChatPayload;
-use chatlab_proto::engine::{Event, SendError};
+use chatlab_proto::engine::Event;
 use chatlab_proto::limits::MAX_DATAGRAM_BYTES;
 use chatlab_proto::stats::{RttSample, StatsSnapshot};
 
@@ -53,15 +61,13 @@ pub(crate) use session::SessionEndpoint;
 /// whole (and rejected by the endpoint) instead of silently cut to a valid-looking length.
 const RECV_BUFFER_BYTES: usize = 2 * MAX_DATAGRAM_BYTES;
 
-/// Commands queued from the core to the UDP task. Sends beyond the engine's window are refused by the engine
-/// itself, so this only needs to absorb a burst between two turns of the loop.
-const COMMAND_QUEUE: usize = 1024;
+/// Commands queued from the core to the UDP task: pings, probes and statistics requests, a handful at a time (chat
+/// messages do not travel here: the core queues them in the endpoint and calls [`UdpLink::wake`]).
+const COMMAND_QUEUE: usize = 64;
 
 /// What the core asks of the UDP task.
 #[derive(Debug)]
 pub(crate) enum UdpCommand {
-    /// Queue a chat payload on `stream`; failures come back as [`UdpReport::SendFailed`].
-    Send { client_msg_id: u64, stream: u32, bytes: Vec<u8> },
     /// Send a ping (keeps the probe going when an earlier ping was lost).
     Ping,
     /// Start a probe: send a ping and report [`UdpReport::Confirmed`] on the next authenticated datagram, even if
@@ -92,14 +98,17 @@ pub(crate) enum UdpReport {
     PeerIdle,
     /// The engine ended the UDP session because of what the server sent.
     Failed(chatlab_proto::engine::ConnectionError),
-    /// The engine refused a message.
-    SendFailed { client_msg_id: u64, error: SendError },
+    /// Acknowledgements freed room in the send window: messages waiting for it may go in now.
+    Room,
 }
 
 /// A running UDP task. Dropping it stops the task.
 #[derive(Debug)]
 pub(crate) struct UdpLink {
     commands: mpsc::Sender<UdpCommand>,
+    /// Wakes the task to send what the core queued in the endpoint. A `Notify` keeps one wake-up for a task that
+    /// is busy, so a wake is never lost and a burst of them costs one turn of the loop.
+    wake: Arc<Notify>,
     task: JoinHandle<()>,
 }
 
@@ -137,8 +146,14 @@ impl UdpLink {
         });
         let origin = endpoint.origin();
         let io = Io { socket, endpoint: endpoint.clone(), path, origin, confirmed: false };
-        let task = tokio::spawn(run(io, inbox, impairment, generation, reports));
-        Ok(UdpLink { commands, task })
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(run(io, inbox, Arc::clone(&wake), impairment, generation, reports));
+        Ok(UdpLink { commands, wake, task })
+    }
+
+    /// Tells the task that the core queued messages in the endpoint: it sends them on its next turn.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Hands a command to the task; false when the task is gone or its queue is full.
@@ -253,6 +268,7 @@ impl Io {
 async fn run(
     mut io: Io,
     mut inbox: mpsc::Receiver<UdpCommand>,
+    wake: Arc<Notify>,
     mut impairment: watch::Receiver<Impairment>,
     generation: u64,
     reports: mpsc::Sender<(u64, UdpReport)>,
@@ -270,6 +286,8 @@ async fn run(
                 return;
             }
         }
+        // One `Room` per turn however many messages were acknowledged: the core fills the window as far as it goes.
+        let mut room = false;
         loop {
             let Some(event) = io.endpoint.lock().poll_event() else { break };
             let r = match event {
@@ -279,24 +297,22 @@ async fn run(
                 },
                 Event::PeerIdle => UdpReport::PeerIdle,
                 Event::Failed(error) => UdpReport::Failed(error),
-                Event::Acked(_) => continue,
+                Event::Acked(_) => {
+                    room = true;
+                    continue;
+                }
             };
             if !report(r).await {
                 return;
             }
         }
+        if room && !report(UdpReport::Room).await {
+            return;
+        }
         let deadline = io.deadline();
         tokio::select! {
             command = inbox.recv() => match command {
                 None => return,
-                Some(UdpCommand::Send { client_msg_id, stream, bytes }) => {
-                    let queued = io.endpoint.lock().send(stream, bytes, io.origin.elapsed());
-                    if let Err(error) = queued {
-                        if !report(UdpReport::SendFailed { client_msg_id, error }).await {
-                            return;
-                        }
-                    }
-                }
                 Some(UdpCommand::Ping) => io.endpoint.lock().ping(),
                 Some(UdpCommand::Probe) => {
                     io.confirmed = false;
@@ -304,6 +320,8 @@ async fn run(
                 }
                 Some(UdpCommand::Stats(reply)) => drop(reply.send(io.stats())),
             },
+            // The core queued messages in the endpoint; the next turn's first step sends them.
+            () = wake.notified() => {}
             settings = next_setting(&mut impairment) => io.impair(&settings),
             received = io.socket.recv(&mut buf) => match received {
                 Ok(len) => {
@@ -429,13 +447,6 @@ mod tests {
         assert!(matches!(next(&mut reports).await, UdpReport::Payload(ChatPayload::Message(m)) if m == message));
         assert!(matches!(next(&mut reports).await, UdpReport::Undecodable(_)));
 
-        let oversized = vec![0u8; EngineConfig::default().max_message_bytes + 1];
-        assert!(link.command(UdpCommand::Send { client_msg_id: 3, stream: 0, bytes: oversized }));
-        assert!(matches!(
-            next(&mut reports).await,
-            UdpReport::SendFailed { client_msg_id: 3, error: SendError::TooLarge { .. } }
-        ));
-
         let UdpStats { snapshot, impairment, .. } = stats(&link).await;
         assert!(snapshot.sent.pings >= 1 && snapshot.received.messages_delivered == 2, "{snapshot:?}");
         assert_eq!(impairment, None, "never impaired: no links, no figures");
@@ -457,6 +468,36 @@ mod tests {
             assert!(Instant::now() < deadline, "{snapshot:?}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+
+    #[tokio::test]
+    async fn a_woken_task_sends_what_the_core_queued_and_reports_room_once_it_is_acknowledged() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let (tx, mut reports) = mpsc::channel(16);
+        let endpoint = session_endpoint(EngineConfig { send_window: 1, ..EngineConfig::default() });
+        let link =
+            UdpLink::start(socket.local_addr().expect("addr"), &endpoint, unimpaired(), 7, tx).await.expect("start");
+        endpoint.send(0, b"queued by the core".to_vec()).expect("room for one");
+        assert!(!endpoint.has_room(), "a window of one is full");
+        link.wake();
+
+        let origin = Instant::now();
+        let mut server = Endpoint::new(&SECRET, CONNECTION, Role::Server, EngineConfig::default(), Duration::ZERO)
+            .expect("server endpoint");
+        // The server's answer carries the acknowledgement of the message.
+        serve_one(&socket, &mut server, origin).await;
+        assert!(
+            matches!(server.poll_event(), Some(Event::Delivered(d)) if d.data == b"queued by the core"),
+            "the wake sent the message"
+        );
+        loop {
+            match next(&mut reports).await {
+                UdpReport::Room => break,
+                UdpReport::Confirmed => {}
+                other => panic!("unexpected report {other:?}"),
+            }
+        }
+        assert!(endpoint.has_room(), "the acknowledgement made room");
     }
 
     /// Receives one datagram from the client, checks that the server endpoint accepts it, and returns its packet

@@ -7,6 +7,14 @@
 //! message addressed to this user is reported: receipts exist only for those (a world message reaches a whole
 //! room, so "delivered" has no single meaning), and each report costs the server a storage write, so reporting
 //! every world push would make a busy room cost the server one write per message per reader.
+//!
+//! **Receipts go in batches.** One `Received` names many ids: the core collects the ids of the pushes it takes in
+//! and reports them when no further frame is waiting to be read (or [`MAX_RECEIPT_BATCH`] have gathered). A person
+//! chatting gets one report per message as before, with no delay; a burst (a classmate's script blasting thousands
+//! of messages) gets one report per burst instead of one per message. Reporting one by one made the recipient spend
+//! a write (and the server a storage write and a token of its per-session report budget) per message: the reports
+//! over that budget were ignored, so the server delivered those messages again at the next login, and a recipient
+//! busy writing reports read its socket too slowly and was disconnected as a slow reader.
 
 use chatlab_proto::chat::{ChatMessage, ChatPayload, Target};
 use chatlab_proto::control::{ClientMessage, ErrorCode, KeyMaterial, ServerMessage, Transport};
@@ -18,6 +26,29 @@ use crate::channel::{self, Inbound};
 use crate::error::ClientError;
 use crate::event::{Accepted, ClientEvent, HistoryPage, MessageSource, SessionInfo};
 use crate::udp::UdpReport;
+
+/// Most message ids one `Received` names: the server ignores ids beyond 1 024 in one report (`MAX_RECEIVED_IDS`
+/// in the server's `limits`), and a report of 1 024 ids is an 8 KiB frame.
+pub(super) const MAX_RECEIPT_BATCH: usize = 1024;
+
+/// Ids of private messages pushed over TCP and not reported with `Received` yet.
+#[derive(Debug, Default)]
+pub(super) struct ReceiptBatch {
+    ids: Vec<u64>,
+}
+
+impl ReceiptBatch {
+    /// Adds `id`; returns a full batch ([`MAX_RECEIPT_BATCH`] ids) to report at once.
+    pub(super) fn push(&mut self, id: u64) -> Option<Vec<u64>> {
+        self.ids.push(id);
+        (self.ids.len() >= MAX_RECEIPT_BATCH).then(|| self.take())
+    }
+
+    /// Everything gathered so far (possibly nothing).
+    pub(super) fn take(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.ids)
+    }
+}
 
 /// What a session grant carries, unpacked.
 struct Grant {
@@ -66,7 +97,9 @@ impl Actor {
             }
             ServerMessage::Error { req: Some(req), code, message } => self.on_request_error(req, code, message).await,
             ServerMessage::Error { req: None, code, message } => self.on_account_error(code, message).await,
-            ServerMessage::ChatRejected { client_msg_id, code, message } => self.reject(client_msg_id, code, message),
+            ServerMessage::ChatRejected { client_msg_id, code, message } => {
+                self.reject(client_msg_id, code, message).await
+            }
             ServerMessage::ChatAccepted { client_msg_id, id, sent_at_ms } => {
                 self.accept(client_msg_id, id, sent_at_ms, Transport::Tcp).await
             }
@@ -77,14 +110,24 @@ impl Actor {
                 let me = self.credentials.as_ref().map(|credentials| credentials.username.as_str());
                 let report = wants_receipt(&message, me).then_some(message.id);
                 self.deliver(message, MessageSource::Live).await;
-                if let Some(id) = report {
-                    let _ = self.send_control(&ClientMessage::Received { ids: vec![id] }).await;
+                if let Some(full) = report.and_then(|id| self.receipts_due.push(id)) {
+                    // A failed write drops the connection; the next sync confirms these messages.
+                    let _ = self.send_control(&ClientMessage::Received { ids: full }).await;
                 }
             }
             ServerMessage::Receipt { id, to } => self.emit(ClientEvent::Receipt { id, to }).await,
-            ServerMessage::LoggedOut => self.on_logged_out(),
+            ServerMessage::LoggedOut => self.on_logged_out().await,
             // Any frame already counted as a sign of life; a stray Welcome changes nothing.
             ServerMessage::Pong { .. } | ServerMessage::Welcome { .. } => {}
+        }
+    }
+
+    /// Reports the pushes taken in since the last report as one `Received` (see the module docs).
+    pub(super) async fn report_received(&mut self) {
+        let ids = self.receipts_due.take();
+        if !ids.is_empty() {
+            // A failed write drops the connection; the next sync confirms these messages.
+            let _ = self.send_control(&ClientMessage::Received { ids }).await;
         }
     }
 
@@ -98,7 +141,7 @@ impl Actor {
                 self.accept(client_msg_id, id, sent_at_ms, Transport::Udp).await
             }
             UdpReport::Payload(ChatPayload::Rejected { client_msg_id, code, message }) => {
-                self.reject(client_msg_id, code, message)
+                self.reject(client_msg_id, code, message).await
             }
             UdpReport::Payload(ChatPayload::Message(message)) => {
                 self.deliver(message, MessageSource::Live).await;
@@ -108,21 +151,7 @@ impl Actor {
                 tracing::warn!("the server sent a client-side chat payload over UDP; ignored")
             }
             UdpReport::Undecodable(reason) => tracing::warn!("undecodable chat payload over UDP: {reason}"),
-            UdpReport::SendFailed { client_msg_id, error } => {
-                if let Some(send) = self.pending.sends.remove(&client_msg_id) {
-                    let err = match error {
-                        chatlab_proto::engine::SendError::WindowFull { in_flight } => ClientError::Busy { in_flight },
-                        chatlab_proto::engine::SendError::TooLarge { len, max } => {
-                            ClientError::TextTooLong { len, max }
-                        }
-                        // The engine failed; the report of its failure moves chat to TCP right after this one.
-                        chatlab_proto::engine::SendError::Closed(error) => {
-                            ClientError::Disconnected { reason: error.to_string() }
-                        }
-                    };
-                    let _ = send.reply.send(Err(err));
-                }
-            }
+            UdpReport::Room => self.fill_window().await,
         }
     }
 
@@ -150,13 +179,13 @@ impl Actor {
         let _ = send.reply.send(Ok(accepted));
     }
 
-    fn reject(&mut self, client_msg_id: u64, code: ErrorCode, message: String) {
+    async fn reject(&mut self, client_msg_id: u64, code: ErrorCode, message: String) {
         if code == ErrorCode::ServerShuttingDown && self.keep_through_restart(client_msg_id) {
             return;
         }
         let Some(send) = self.pending.sends.remove(&client_msg_id) else { return };
-        let max = self.text_limit;
-        let _ = send.reply.send(Err(ClientError::from_chat_rejection(code, message, send.text.len(), max)));
+        let err = ClientError::from_chat_rejection(code, message, send.text.len(), self.text_limit);
+        self.fail_send(client_msg_id, send, err).await;
     }
 
     fn on_users(&mut self, req: u32, mut page: Vec<chatlab_proto::chat::Username>, more: bool) {
@@ -238,7 +267,7 @@ impl Actor {
             self.lose_link(format!("logging in again failed: {err}")).await;
         } else {
             self.credentials = None;
-            self.fail_outbox(&err);
+            self.fail_outbox(&err).await;
             self.emit(ClientEvent::Error(err)).await;
         }
     }
@@ -291,13 +320,10 @@ impl Actor {
         }
     }
 
-    fn on_logged_out(&mut self) {
+    async fn on_logged_out(&mut self) {
         self.session = None;
         self.credentials = None;
-        let pending_sends = std::mem::take(&mut self.pending.sends);
-        for (_, send) in pending_sends {
-            let _ = send.reply.send(Err(ClientError::NotLoggedIn));
-        }
+        self.fail_all_sends(&ClientError::NotLoggedIn).await;
         match self.pending.account.take() {
             Some((AccountOp::Logout { reply }, _)) => drop(reply.send(Ok(()))),
             other => self.pending.account = other,
@@ -317,6 +343,19 @@ mod tests {
 
     fn to_user(name: &str) -> Target {
         Target::User(Username::parse(name).expect("valid name"))
+    }
+
+    #[test]
+    fn receipts_gather_until_the_batch_is_full() {
+        let mut batch = ReceiptBatch::default();
+        for id in 1..MAX_RECEIPT_BATCH as u64 {
+            assert_eq!(batch.push(id), None);
+        }
+        let full = batch.push(MAX_RECEIPT_BATCH as u64).expect("a full batch");
+        assert_eq!(full, (1..=MAX_RECEIPT_BATCH as u64).collect::<Vec<_>>());
+        assert!(batch.take().is_empty(), "a full batch leaves nothing behind");
+        assert_eq!(batch.push(7), None);
+        assert_eq!(batch.take(), [7]);
     }
 
     #[test]

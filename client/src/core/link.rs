@@ -46,12 +46,14 @@ impl Actor {
         self.generation = self.generation.wrapping_add(1);
         self.link = Link::Down { reason: reason.clone() };
         self.session = None;
+        self.receipts_due.take();
         let disconnected = || ClientError::Disconnected { reason: reason.clone() };
         if self.config.reconnect && self.credentials.is_some() {
             self.pending.fail_requests(disconnected);
             self.keep_unanswered_sends();
         } else {
-            self.pending.fail_all(disconnected);
+            self.pending.fail_requests(disconnected);
+            self.fail_all_sends(&disconnected()).await;
         }
         self.emit(ClientEvent::Disconnected { reason: reason.clone() }).await;
         if self.config.reconnect {
@@ -131,7 +133,7 @@ impl Actor {
             }
             Err(err) if is_permanent(&err) => {
                 self.link = Link::Down { reason: err.to_string() };
-                self.fail_outbox(&err);
+                self.fail_outbox(&err).await;
                 self.emit(ClientEvent::Error(err)).await;
             }
             Err(err) => self.schedule_reconnect(err.to_string()).await,

@@ -29,6 +29,7 @@
 //! | `transport.rs` | the UDP probe, the fall-back to TCP, switching transports |
 //! | `link.rs` | losing the connection, back-off, reconnecting and logging in again |
 //! | `outbox.rs` | chat messages that wait for the connection to come back, and go out after the reconnect |
+//! | `window.rs` | chat messages that wait for room in the UDP send window, and the outcome of every message |
 
 mod inbound;
 mod link;
@@ -36,12 +37,13 @@ mod outbox;
 mod pending;
 mod requests;
 mod transport;
+mod window;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -74,14 +76,15 @@ const INTERNAL_QUEUE: usize = 256;
 /// A reply channel for one request.
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
 
-/// What a [`ClientHandle`](crate::ClientHandle) asks the core to do. `Send::started` is when the caller asked, the
-/// start of the delivery latency; `SetImpairment` is boxed because two impairment configs are large next to the
+/// What a [`ClientHandle`](crate::ClientHandle) asks the core to do. `Send::started` is when the message was handed
+/// over, the start of the delivery latency, and `Send::budget` its share of the send budget, held until it is
+/// accepted or fails; `SetImpairment` is boxed because two impairment configs are large next to the
 /// other commands, and every command moves through the queue.
 #[derive(Debug)]
 pub(crate) enum Command {
     Register { username: String, password: Password, reply: Reply<Username> },
     Login { username: String, password: Password, reply: Reply<SessionInfo> },
-    Send { to: Target, text: String, started: Instant, reply: Reply<Accepted> },
+    Send { to: Target, text: String, started: Instant, budget: OwnedSemaphorePermit, reply: Reply<Accepted> },
     History { target: Target, before: Option<u64>, limit: u16, reply: Reply<HistoryPage> },
     Sync { reply: Reply<usize> },
     Users { reply: Reply<Vec<Username>> },
@@ -205,6 +208,9 @@ pub(crate) struct Actor {
     impairment: watch::Sender<Impairment>,
     /// Delivery latency of every accepted message, per transport, for the client's whole life.
     latency: LatencyRecorder,
+    /// Private messages pushed over TCP and not reported with `Received` yet (see `inbound.rs`); forgotten with
+    /// the connection (the server confirms them at the next sync).
+    receipts_due: inbound::ReceiptBatch,
 }
 
 impl Actor {
@@ -249,6 +255,7 @@ impl Actor {
             streams: StreamMap::new(),
             impairment: watch::Sender::new(Impairment::default()),
             latency: LatencyRecorder::default(),
+            receipts_due: inbound::ReceiptBatch::default(),
         };
         actor.install(established);
         tokio::spawn(actor.run())
@@ -275,6 +282,10 @@ impl Actor {
                 Some((generation, inbound)) = self.inbound_rx.recv() => {
                     if generation == self.generation {
                         self.on_inbound(inbound).await;
+                    }
+                    // Receipts wait while more frames are queued, and go as one report when the burst is read.
+                    if self.inbound_rx.is_empty() {
+                        self.report_received().await;
                     }
                 }
                 Some((generation, report)) = self.udp_rx.recv() => {
@@ -319,14 +330,21 @@ impl Actor {
         let mut relogin_unanswered = false;
         for expired in self.pending.take_expired(now) {
             let err = match &expired {
-                Failed::Send(send) if send.state == SendState::Queued => self.outbox_expired(send),
+                Failed::Send(_, send) if send.state == SendState::Queued => self.outbox_expired(send),
+                // Never out (a copy that went out before a reconnect may be stored: that one is a plain timeout).
+                Failed::Send(_, send) if send.state == SendState::Waiting && !send.sent => {
+                    ClientError::NoRoom { waited: self.config.request_timeout }
+                }
                 Failed::Account(AccountOp::Login { reply: None, .. }) => {
                     relogin_unanswered = true;
                     continue;
                 }
                 other => ClientError::Timeout { what: other.what().to_string(), after: self.config.request_timeout },
             };
-            expired.fail(err);
+            match expired {
+                Failed::Send(client_msg_id, send) => self.fail_send(client_msg_id, send, err).await,
+                other => other.fail(err),
+            }
         }
         if relogin_unanswered {
             // Nobody waits for the automatic login, but the outbox does: try the whole reconnection again.
@@ -431,7 +449,8 @@ impl Actor {
             let _ = self.send_control(&ClientMessage::Logout).await;
         }
         self.session = None;
-        self.pending.fail_all(|| ClientError::Closed);
+        self.pending.fail_requests(|| ClientError::Closed);
+        self.fail_all_sends(&ClientError::Closed).await;
         self.link = Link::Down { reason: "the client shut down".to_string() };
     }
 }

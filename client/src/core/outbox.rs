@@ -34,6 +34,7 @@
 //! [`ClientConfig::outbox_max_wait`]: crate::ClientConfig::outbox_max_wait
 //! [`ClientError::OutboxFull`]: crate::ClientError::OutboxFull
 
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use chatlab_proto::chat::Target;
@@ -61,7 +62,13 @@ impl Actor {
     }
 
     /// Queues a new message (already checked) in the outbox, or refuses it when the outbox is full.
-    pub(super) fn queue_in_outbox(&mut self, to: Target, text: String, reply: Reply<Accepted>) {
+    pub(super) fn queue_in_outbox(
+        &mut self,
+        to: Target,
+        text: String,
+        budget: OwnedSemaphorePermit,
+        reply: Reply<Accepted>,
+    ) {
         let queued = self.pending.sends_in(SendState::Queued).len();
         if queued >= self.config.outbox_capacity {
             let _ = reply.send(Err(ClientError::OutboxFull { queued }));
@@ -78,6 +85,7 @@ impl Actor {
             started: now,
             outbox_since: Some(now),
             sent: false,
+            _budget: budget,
         };
         self.pending.sends.insert(client_msg_id, send);
     }
@@ -136,10 +144,10 @@ impl Actor {
     }
 
     /// The session cannot be restored: every message in the outbox fails with `err`.
-    pub(super) fn fail_outbox(&mut self, err: &ClientError) {
+    pub(super) async fn fail_outbox(&mut self, err: &ClientError) {
         for client_msg_id in self.pending.sends_in(SendState::Queued) {
             if let Some(send) = self.pending.sends.remove(&client_msg_id) {
-                let _ = send.reply.send(Err(err.clone()));
+                self.fail_send(client_msg_id, send, err.clone()).await;
             }
         }
     }

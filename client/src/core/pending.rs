@@ -12,8 +12,9 @@
 //! Every entry has a deadline; the actor's ticker takes expired ones out and fails them with a timeout, so no caller
 //! waits for ever on an answer that was lost with a connection or never sent by a confused server.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use chatlab_proto::chat::{Target, Username};
@@ -79,6 +80,8 @@ pub(super) enum SendState {
     Queued,
     /// Held while the UDP probe decides the transport.
     Held,
+    /// Waiting for room in the UDP send window (see `window.rs`).
+    Waiting,
     /// Sent on this transport.
     Sent(Transport),
 }
@@ -100,6 +103,17 @@ pub(super) struct PendingSend {
     /// Whether the message went out on a transport at least once. If so the server may have stored it even when
     /// no acceptance came back, and a failure must not claim it was not sent.
     pub sent: bool,
+    /// The message's place in the send budget ([`ClientConfig::send_queue_messages`](crate::ClientConfig)), held
+    /// only to be given back, so that the next `send` may go ahead, when this record is dropped.
+    pub _budget: OwnedSemaphorePermit,
+}
+
+impl PendingSend {
+    /// Whether the caller gave up (dropped the `send` future) before the message left the client: it is then not
+    /// sent at all.
+    pub fn cancelled(&self) -> bool {
+        self.reply.is_closed() && !self.sent
+    }
 }
 
 /// Everything in flight.
@@ -109,6 +123,10 @@ pub(super) struct Pending {
     pub requests: HashMap<u32, (Request, Instant)>,
     /// Ordered by `client_msg_id`, which is the order they were sent in.
     pub sends: BTreeMap<u64, PendingSend>,
+    /// The `client_msg_id`s of messages in [`SendState::Waiting`], oldest first. A message that left that state by
+    /// another way (the connection broke, it expired) may still be listed; [`first_waiting`](Self::first_waiting)
+    /// skips those, so only `mark_waiting` ever has to keep it right.
+    waiting: BTreeSet<u64>,
 }
 
 /// A pending entry taken out to be failed.
@@ -116,7 +134,7 @@ pub(super) struct Pending {
 pub(super) enum Failed {
     Account(AccountOp),
     Request(Request),
-    Send(PendingSend),
+    Send(u64, PendingSend),
 }
 
 impl Failed {
@@ -129,7 +147,7 @@ impl Failed {
             Failed::Request(Request::History { .. }) => "history",
             Failed::Request(Request::Users { .. }) => "user list",
             Failed::Request(Request::Sync { .. }) => "history sync",
-            Failed::Send(_) => "acceptance of a chat message",
+            Failed::Send(..) => "acceptance of a chat message",
         }
     }
 
@@ -144,13 +162,15 @@ impl Failed {
             Failed::Request(Request::Users { reply, .. }) => drop(reply.send(Err(err))),
             Failed::Request(Request::Sync { origin: SyncOrigin::User(reply), .. }) => drop(reply.send(Err(err))),
             Failed::Request(Request::Sync { .. }) => {}
-            Failed::Send(send) => drop(send.reply.send(Err(err))),
+            Failed::Send(_, send) => drop(send.reply.send(Err(err))),
         }
     }
 }
 
 impl Pending {
-    /// Takes out every entry whose deadline is not after `now`, and every chat message whose caller gave up.
+    /// Takes out every entry whose deadline is not after `now`. A chat message whose caller gave up before it left
+    /// the client is dropped here without a word (it is not sent); one that already went out stays until its
+    /// outcome is known, to be reported then.
     pub(super) fn take_expired(&mut self, now: Instant) -> Vec<Failed> {
         let mut expired = Vec::new();
         if self.account.as_ref().is_some_and(|(_, deadline)| *deadline <= now) {
@@ -165,26 +185,14 @@ impl Pending {
                 expired.push(Failed::Request(request));
             }
         }
-        let late: Vec<u64> = self
-            .sends
-            .iter()
-            .filter(|(_, send)| send.deadline <= now || send.reply.is_closed())
-            .map(|(id, _)| *id)
-            .collect();
+        self.sends.retain(|_, send| !send.cancelled());
+        let late: Vec<u64> = self.sends.iter().filter(|(_, send)| send.deadline <= now).map(|(id, _)| *id).collect();
         for id in late {
             if let Some(send) = self.sends.remove(&id) {
-                expired.push(Failed::Send(send));
+                expired.push(Failed::Send(id, send));
             }
         }
         expired
-    }
-
-    /// Fails everything in flight with errors made by `err`.
-    pub(super) fn fail_all(&mut self, err: impl Fn() -> ClientError) {
-        self.fail_requests(&err);
-        while let Some((_, send)) = self.sends.pop_first() {
-            Failed::Send(send).fail(err());
-        }
     }
 
     /// Fails the account operation and the numbered requests, leaving the chat messages where they are.
@@ -195,6 +203,26 @@ impl Pending {
         for (_, (request, _)) in self.requests.drain() {
             Failed::Request(request).fail(err());
         }
+    }
+
+    /// Puts message `client_msg_id` in [`SendState::Waiting`].
+    pub(super) fn mark_waiting(&mut self, client_msg_id: u64) {
+        if let Some(send) = self.sends.get_mut(&client_msg_id) {
+            send.state = SendState::Waiting;
+            self.waiting.insert(client_msg_id);
+        }
+    }
+
+    /// The oldest message waiting for room in the send window, forgetting the listed ones that are not waiting any
+    /// more.
+    pub(super) fn first_waiting(&mut self) -> Option<u64> {
+        while let Some(&id) = self.waiting.first() {
+            if self.sends.get(&id).is_some_and(|send| send.state == SendState::Waiting) {
+                return Some(id);
+            }
+            self.waiting.pop_first();
+        }
+        None
     }
 
     /// The client_msg_ids of messages in `state`, oldest first.
@@ -224,6 +252,7 @@ mod tests {
             started: Instant::now(),
             outbox_since: None,
             sent: false,
+            _budget: std::sync::Arc::new(tokio::sync::Semaphore::new(1)).try_acquire_owned().expect("a permit"),
         };
         (send, rx)
     }
@@ -258,10 +287,10 @@ mod tests {
         assert!(young_rx.try_recv().is_err(), "not expired yet");
         assert_eq!(pending.sends_in(SendState::Held), [8]);
 
-        pending.fail_all(|| ClientError::Disconnected { reason: "gone".into() });
+        pending.fail_requests(|| ClientError::Disconnected { reason: "gone".into() });
         assert!(matches!(users_rx.try_recv(), Ok(Err(ClientError::Disconnected { .. }))));
-        assert!(matches!(young_rx.try_recv(), Ok(Err(ClientError::Disconnected { .. }))));
-        assert!(pending.sends.is_empty() && pending.requests.is_empty() && pending.account.is_none());
+        assert!(young_rx.try_recv().is_err(), "chat messages are failed by the actor, which reports them");
+        assert!(pending.requests.is_empty() && pending.account.is_none());
     }
 
     #[tokio::test]
@@ -283,13 +312,51 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_send_whose_caller_gave_up_is_dropped() {
+    async fn a_send_whose_caller_gave_up_before_it_went_out_is_dropped_and_gives_its_room_back() {
         let now = Instant::now();
         let mut pending = Pending::default();
         let (abandoned, rx) = send(now + Duration::from_secs(60));
+        let budget = std::sync::Arc::clone(abandoned._budget.semaphore());
         drop(rx);
         pending.sends.insert(1, abandoned);
-        assert_eq!(pending.take_expired(now).len(), 1);
+        assert!(pending.take_expired(now).is_empty(), "nothing to report: it was never sent");
+        assert!(pending.sends.is_empty());
+        assert_eq!(budget.available_permits(), 1, "its room in the send budget is free again");
+    }
+
+    #[tokio::test]
+    async fn a_send_whose_caller_gave_up_after_it_went_out_stays_until_its_outcome_is_known() {
+        let now = Instant::now();
+        let mut pending = Pending::default();
+        let (mut gone_out, rx) = send(now + Duration::from_secs(60));
+        gone_out.sent = true;
+        gone_out.state = SendState::Sent(Transport::Udp);
+        drop(rx);
+        pending.sends.insert(1, gone_out);
+        assert!(pending.take_expired(now).is_empty());
+        assert_eq!(pending.sends_in(SendState::Sent(Transport::Udp)), [1], "its acceptance is still to be reported");
+        let expired = pending.take_expired(now + Duration::from_secs(60));
+        assert!(matches!(expired.as_slice(), [Failed::Send(1, _)]), "its failure is to be reported");
+    }
+
+    #[tokio::test]
+    async fn the_first_waiting_message_skips_those_that_moved_on() {
+        let now = Instant::now();
+        let mut pending = Pending::default();
+        for id in [3, 5, 9] {
+            pending.sends.insert(id, send(now).0);
+            pending.mark_waiting(id);
+        }
+        assert_eq!(pending.first_waiting(), Some(3));
+        pending.sends.remove(&3);
+        if let Some(send) = pending.sends.get_mut(&5) {
+            send.state = SendState::Queued;
+        }
+        assert_eq!(pending.first_waiting(), Some(9));
+        pending.mark_waiting(42);
+        assert_eq!(pending.first_waiting(), Some(9), "an unknown message cannot wait");
+        pending.sends.clear();
+        assert_eq!(pending.first_waiting(), None);
     }
 
     #[tokio::test]

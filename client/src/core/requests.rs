@@ -6,14 +6,14 @@
 
 use tokio::time::Instant;
 
-use chatlab_proto::chat::{ChatPayload, Target, TextError, Username, normalize_text, validate_text_with_limit};
+use chatlab_proto::chat::{Target, TextError, Username, normalize_text, validate_text_with_limit};
 use chatlab_proto::control::{ClientMessage, MAX_PAGE_ITEMS, Password, Transport};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::pending::{AccountOp, PendingSend, Request, SendState, SyncOrigin};
 use super::{Actor, Command, Credentials, Link, Reply};
 use crate::error::ClientError;
 use crate::event::{Accepted, HistoryPage};
-use crate::udp::UdpCommand;
 
 /// Messages asked for per sync page: the most one page may hold, so a sync takes as few round trips as possible.
 const SYNC_PAGE_LIMIT: u16 = 500;
@@ -25,7 +25,9 @@ impl Actor {
         match command {
             Command::Register { username, password, reply } => self.register(username, password, reply).await,
             Command::Login { username, password, reply } => self.login(username, password, reply).await,
-            Command::Send { to, text, started, reply } => self.send_chat(to, text, started, reply).await,
+            Command::Send { to, text, started, budget, reply } => {
+                self.send_chat(ChatRequest { to, text, started, budget, reply }).await
+            }
             Command::History { target, before, limit, reply } => self.history(target, before, limit, reply).await,
             Command::Sync { reply } => match self.session_check() {
                 Ok(()) => self.start_sync(SyncOrigin::User(reply)).await,
@@ -131,7 +133,7 @@ impl Actor {
             && matches!(self.link, Link::Waiting { .. } | Link::Connecting { .. })
         {
             self.credentials = None;
-            self.fail_outbox(&ClientError::NotLoggedIn);
+            self.fail_outbox(&ClientError::NotLoggedIn).await;
             let _ = reply.send(Ok(()));
             return;
         }
@@ -143,7 +145,8 @@ impl Actor {
         let _ = self.send_control(&ClientMessage::Logout).await;
     }
 
-    async fn send_chat(&mut self, to: Target, text: String, started: Instant, reply: Reply<Accepted>) {
+    async fn send_chat(&mut self, request: ChatRequest) {
+        let ChatRequest { to, text, started, budget, reply } = request;
         // While a logged-in session is being restored, the message waits in the outbox (see `outbox.rs`).
         let queue = self.outbox_open();
         let checked = match queue {
@@ -163,7 +166,7 @@ impl Actor {
             }
         };
         if queue {
-            self.queue_in_outbox(to, text, reply);
+            self.queue_in_outbox(to, text, budget, reply);
             return;
         }
         let Some(session) = &self.session else { return };
@@ -173,14 +176,16 @@ impl Actor {
         };
         let client_msg_id = self.client_msg_id();
         let deadline = self.deadline();
-        let send = PendingSend { reply, to, text, state, deadline, started, outbox_since: None, sent: false };
+        let send =
+            PendingSend { reply, to, text, state, deadline, started, outbox_since: None, sent: false, _budget: budget };
         self.pending.sends.insert(client_msg_id, send);
         if let SendState::Sent(transport) = state {
             self.dispatch(client_msg_id, transport).await;
         }
     }
 
-    /// Sends pending chat message `client_msg_id` on `transport` (UDP falls to TCP when no UDP task runs).
+    /// Sends pending chat message `client_msg_id` on `transport` (UDP falls to TCP when no UDP task runs). Over UDP
+    /// the message may have to wait for room in the send window first (see `window.rs`).
     ///
     /// Does nothing once the session or the connection is gone: callers send batches (the outbox, held messages),
     /// and a failed write of one message of a batch loses the connection and moves every message back to the
@@ -190,34 +195,23 @@ impl Actor {
             return;
         }
         let Some(send) = self.pending.sends.get_mut(&client_msg_id) else { return };
-        let udp = self.session.as_ref().and_then(|session| session.udp.as_ref());
-        let transport = match (transport, udp) {
-            (Transport::Udp, Some(_)) => Transport::Udp,
-            _ => Transport::Tcp,
-        };
-        send.state = SendState::Sent(transport);
+        if send.cancelled() {
+            // Its caller gave up before it left the client: it is not sent at all.
+            self.pending.sends.remove(&client_msg_id);
+            return;
+        }
+        let udp = self.session.as_ref().is_some_and(|session| session.udp.is_some());
+        if transport == Transport::Udp && udp {
+            return self.send_or_wait(client_msg_id).await;
+        }
+        if send.state == SendState::Waiting {
+            // The wait for room in the UDP window is over; the wait for the acceptance starts now.
+            send.deadline = Instant::now() + self.config.request_timeout;
+        }
+        send.state = SendState::Sent(Transport::Tcp);
         send.sent = true;
         let (to, text) = (send.to.clone(), send.text.clone());
-        match (transport, udp) {
-            (Transport::Udp, Some(udp)) => {
-                let payload = ChatPayload::Send { client_msg_id, to: to.clone(), text };
-                let queued = match payload.encode() {
-                    Ok(bytes) => {
-                        let stream = self.streams.stream_for(&to);
-                        udp.command(UdpCommand::Send { client_msg_id, stream, bytes })
-                    }
-                    Err(_) => false,
-                };
-                if !queued {
-                    if let Some(send) = self.pending.sends.remove(&client_msg_id) {
-                        let _ = send.reply.send(Err(ClientError::Busy { in_flight: self.pending.sends.len() }));
-                    }
-                }
-            }
-            _ => {
-                let _ = self.send_control(&ClientMessage::Chat { client_msg_id, to, text }).await;
-            }
-        }
+        let _ = self.send_control(&ClientMessage::Chat { client_msg_id, to, text }).await;
     }
 
     async fn history(&mut self, target: Target, before: Option<u64>, limit: u16, reply: Reply<HistoryPage>) {
@@ -259,6 +253,15 @@ impl Actor {
     pub(super) async fn start_sync(&mut self, origin: SyncOrigin) {
         self.request_sync_page(origin, 0, self.sync_cursor).await;
     }
+}
+
+/// A chat message as the handle handed it over (the fields of [`Command::Send`]).
+struct ChatRequest {
+    to: Target,
+    text: String,
+    started: Instant,
+    budget: OwnedSemaphorePermit,
+    reply: Reply<Accepted>,
 }
 
 /// The same checks the server makes on a registration or login, made before sending.

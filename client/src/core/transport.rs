@@ -154,6 +154,7 @@ impl Actor {
         self.emit(ClientEvent::TransportChanged { transport: Transport::Tcp, reason }).await;
         let mut resend = self.pending.sends_in(SendState::Held);
         resend.extend(self.pending.sends_in(SendState::Sent(Transport::Udp)));
+        resend.extend(self.pending.sends_in(SendState::Waiting));
         resend.sort_unstable();
         for client_msg_id in resend {
             self.dispatch(client_msg_id, Transport::Tcp).await;
@@ -175,7 +176,11 @@ impl Actor {
                 if changed {
                     self.emit(ClientEvent::TransportChanged { transport, reason: TransportReason::Requested }).await;
                 }
-                for client_msg_id in self.pending.sends_in(SendState::Held) {
+                // Messages waiting for room in the UDP window go the new way too, behind the held ones' order.
+                let mut waiting = self.pending.sends_in(SendState::Held);
+                waiting.extend(self.pending.sends_in(SendState::Waiting));
+                waiting.sort_unstable();
+                for client_msg_id in waiting {
                     self.dispatch(client_msg_id, Transport::Tcp).await;
                 }
             }

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use chatlab_proto::datagram::Role;
 use chatlab_proto::endpoint::Endpoint;
-use chatlab_proto::engine::EngineConfig;
+use chatlab_proto::engine::{EngineConfig, SendError};
 
 use crate::error::ClientError;
 
@@ -62,6 +62,18 @@ impl SessionEndpoint {
     pub(crate) fn origin(&self) -> Instant {
         self.origin
     }
+
+    /// Whether the engine's send window has room for one more message now.
+    pub(crate) fn has_room(&self) -> bool {
+        self.lock().engine().can_send()
+    }
+
+    /// Queues a chat message on `stream` in the engine. The UDP task must then be woken to send it (see
+    /// [`UdpLink::wake`](super::UdpLink::wake)). Refused with [`SendError::WindowFull`] when the send window is
+    /// full, and with [`SendError::TooLarge`] for a message the engine cannot carry; nothing is queued then.
+    pub(crate) fn send(&self, stream: u32, bytes: Vec<u8>) -> Result<(), SendError> {
+        self.lock().send(stream, bytes, self.origin.elapsed()).map(drop)
+    }
 }
 
 #[cfg(test)]
@@ -81,6 +93,20 @@ mod tests {
         let after = chatlab_proto::datagram::Header::parse(&out).expect("header").packet_number;
         assert!(after > before, "{after} after {before}");
         assert_eq!(first.origin(), second.origin());
+    }
+
+    #[test]
+    fn a_full_window_and_an_oversized_message_are_refused_and_nothing_is_queued() {
+        let engine = EngineConfig { send_window: 2, ..EngineConfig::default() };
+        let max = engine.max_message_bytes;
+        let endpoint = SessionEndpoint::new(&[1; 32], 4, engine).expect("valid");
+        assert_eq!(endpoint.send(0, vec![0; max + 1]), Err(SendError::TooLarge { len: max + 1, max }));
+        assert!(endpoint.has_room());
+        assert_eq!(endpoint.send(0, b"one".to_vec()), Ok(()));
+        assert_eq!(endpoint.send(1, b"two".to_vec()), Ok(()));
+        assert!(!endpoint.has_room(), "two messages fill a window of two");
+        assert_eq!(endpoint.send(0, b"three".to_vec()), Err(SendError::WindowFull { in_flight: 2 }));
+        assert_eq!(endpoint.lock().engine().in_flight(), 2);
     }
 
     #[test]

@@ -306,7 +306,9 @@ fn message(ui: &mut egui::Ui, entry: &super::model::Entry, mine: bool, t: &Texts
             }
         }
     });
-    ui.add(egui::Label::new(entry.text.as_str()).selectable(true).wrap());
+    // Never the raw text: an override or an invisible character is drawn as an escape (see `message_text`).
+    let text = super::message_text::message_layout(&entry.text, ui.style());
+    ui.add(egui::Label::new(text).selectable(true).wrap());
 }
 
 fn composer(ui: &mut egui::Ui, chat: &mut ChatScreen, t: &Texts, commands: &mut Vec<Command>) {

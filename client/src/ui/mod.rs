@@ -24,6 +24,7 @@
 //! | [`model`] | conversations, message states, unread counts, presence, date separators (no egui) |
 //! | [`i18n`] | every visible word, in English and Simplified Chinese |
 //! | [`fonts`] | the embedded Chinese font, a fallback in every family |
+//! | `message_text` | a message's text with bidirectional overrides and invisible characters shown as escapes |
 //! | [`settings`] | the remembered server, user, language, written atomically |
 //! | [`export`] | statistics as CSV and JSON |
 //! | `sign_in`, `chat_view`, `stats_panel` | the three parts of the window |
@@ -49,6 +50,7 @@ mod chat_view;
 pub mod export;
 pub mod fonts;
 pub mod i18n;
+mod message_text;
 pub mod model;
 pub mod settings;
 mod sign_in;

@@ -3,6 +3,8 @@
 //! One test binary with modules (ripgrep style). Each test starts its own server on port 0 with a temporary data
 //! directory and fast (insecure) password hashing.
 
+mod backpressure;
+mod blast;
 mod chat;
 mod durability;
 mod impairment;

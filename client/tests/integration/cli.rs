@@ -107,6 +107,31 @@ async fn history_prints_one_json_object_per_message_oldest_first() {
     assert!(text.lines().next().is_some_and(|l| l.starts_with('[') && l.ends_with("] bob → world: first")), "{text}");
 }
 
+/// Issue 9: a right-to-left override in a message must not reverse the rest of the line in a terminal (so a message
+/// cannot end in what looks like a line from someone else). Readable output shows the escape; `--json` keeps the real
+/// text, with the character written as a JSON escape.
+#[tokio::test]
+async fn a_right_to_left_override_in_a_message_is_printed_escaped_never_raw() {
+    let server = FakeServer::start(Options::default()).await;
+    server.add_user("ann", "pw");
+    let text = "see you\u{202E}nna :bob ]00:01[";
+    server.inject("mallory", Target::World, text);
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let readable = run(&mut cli(&server, &dir, &["history", "world"])).await;
+    assert!(readable.status.success(), "{readable:?}");
+    let stdout = String::from_utf8_lossy(&readable.stdout);
+    assert!(stdout.contains("mallory → world: see you\\u{202e}nna :bob ]00:01["), "{stdout}");
+    assert!(!stdout.contains('\u{202E}'), "raw override on the terminal: {stdout:?}");
+
+    let json = run(&mut cli(&server, &dir, &["history", "world", "--json"])).await;
+    assert!(json.status.success(), "{json:?}");
+    let raw = String::from_utf8_lossy(&json.stdout);
+    assert!(raw.contains(r"see you\u202enna :bob"), "{raw}");
+    assert!(!raw.contains('\u{202E}'), "raw override on the terminal: {raw:?}");
+    assert_eq!(stdout_lines(&json)[0]["text"], text, "the JSON value is the text that was sent");
+}
+
 #[tokio::test]
 async fn listen_prints_messages_until_the_count_is_reached() {
     let server = FakeServer::start(Options::default()).await;

@@ -260,3 +260,18 @@ fn a_failure_outside_any_request_is_a_notice_not_a_lost_connection() {
     harness.run();
     harness.get_by_label(&format!("√ {}", t.state_accepted));
 }
+
+/// Issue 9: a message must not be able to reverse a line or hide text. A right-to-left override, an isolate and a
+/// zero-width space arrive in the text as sent and are shown as visible escapes; a zero-width joiner inside an emoji
+/// is left alone, so the emoji stays one picture.
+#[test]
+fn a_right_to_left_override_in_a_message_is_shown_as_an_escape_and_emoji_stay_whole() {
+    let (mut harness, control) = signed_in(Lang::En);
+    control.incoming(&name("mallory"), Target::World, "see you\u{202E}nna :bob\u{2066} a\u{200B}nn");
+    control.incoming(&name("bob"), Target::World, "at the desk \u{1F469}\u{200D}\u{1F4BB}");
+    harness.run();
+    harness.get_by_label("see you\\u{202e}nna :bob\\u{2066} a\\u{200b}nn");
+    assert!(harness.query_by_label_contains("\u{202E}").is_none(), "the raw override is on screen");
+    assert!(harness.query_by_label_contains("\u{200B}").is_none(), "the raw zero-width space is on screen");
+    harness.get_by_label("at the desk \u{1F469}\u{200D}\u{1F4BB}");
+}

@@ -147,7 +147,7 @@ mod tests {
         let internal = ClientError::from_server(ErrorCode::Internal, "disk full");
         assert_eq!(Reason::of(&internal).kind, "Rejected(Internal)");
         assert_eq!(Reason::of(&ClientError::BadCredentials).kind, "BadCredentials");
-        assert_eq!(Reason::of(&ClientError::Busy { in_flight: 3 }).kind, "Busy");
+        assert_eq!(Reason::of(&ClientError::NotLoggedIn).kind, "NotLoggedIn");
     }
 
     #[test]

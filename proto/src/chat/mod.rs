@@ -8,17 +8,21 @@
 //! - [`username`]: [`Username`], case-folded `[a-z0-9._-]{1,32}`, validated even when deserialized.
 //! - [`text`]: [`validate_text`], the byte limit and the ban on control characters, plus [`normalize_text`] for
 //!   clients.
+//! - [`invisible`]: which characters (bidirectional overrides, invisible format characters) a face must show as a
+//!   visible escape rather than as themselves, so no message can reverse a line or pose as another user.
 //! - [`message`]: [`ChatMessage`] with its server-assigned id and timestamp, and [`Target`], which names both where
 //!   a message goes and which conversation it belongs to.
 //! - [`payload`]: [`ChatPayload`], what a reliable datagram message means, and [`streams`], which engine stream
 //!   each conversation uses.
 
+pub mod invisible;
 pub mod message;
 pub mod payload;
 pub mod streams;
 pub mod text;
 pub mod username;
 
+pub use invisible::{Piece, escape_dangerous, is_dangerous};
 pub use message::{ChatMessage, Target};
 pub use payload::ChatPayload;
 pub use streams::{StreamMap, WORLD_STREAM};

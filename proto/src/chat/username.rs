@@ -258,6 +258,30 @@ mod tests {
         assert!(rmp_serde::from_slice::<Username>(&bytes).is_err());
     }
 
+    /// Regression guard for the spoofing attack of issue 9: a right-to-left override or an invisible character in a
+    /// name would let `ann\u{202E}` or `a\u{200B}nn` pose as `ann` in every face. The alphabet is ASCII only and
+    /// folding touches ASCII only, so no format character gets in, not even through a character whose Unicode lower
+    /// case is ASCII (the Kelvin sign U+212A folds to `k` under Unicode rules, not under ASCII rules).
+    #[test]
+    fn a_user_name_cannot_hide_a_bidirectional_override_or_an_invisible_character() {
+        for hidden in ['\u{202E}', '\u{202D}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{200B}', '\u{200D}'] {
+            for raw in [format!("ann{hidden}"), format!("{hidden}ann"), format!("a{hidden}nn")] {
+                let err = Username::parse(&raw).expect_err("a format character is refused");
+                assert!(matches!(err, NameError::BadChar { ch, .. } if ch == hidden), "{raw:?}: {err}");
+                let bytes = rmp_serde::to_vec(&raw).expect("encode");
+                assert!(rmp_serde::from_slice::<Username>(&bytes).is_err(), "{raw:?} arrived over the wire");
+            }
+        }
+        for raw in ["\u{FEFF}ann", "an\u{AD}n", "ann\u{E0041}", "\u{212A}ate", "ann\u{0130}"] {
+            assert!(Username::parse(raw).is_err(), "{raw:?}");
+        }
+    }
+
+    /// Every format character (General Category Cf) of the Unicode version the classifier knows.
+    fn every_format_character() -> Vec<char> {
+        (0..=0x10FFFF).filter_map(char::from_u32).filter(|ch| crate::chat::invisible::is_format(*ch)).collect()
+    }
+
     proptest! {
         #[test]
         fn valid_names_round_trip(raw in "[a-zA-Z0-9._-]{1,32}") {
@@ -270,8 +294,19 @@ mod tests {
         }
 
         #[test]
+        fn a_format_character_anywhere_in_a_name_is_refused(
+            before in "[a-z0-9]{0,15}",
+            after in "[a-z0-9]{0,15}",
+            hidden in prop::sample::select(every_format_character()),
+        ) {
+            let raw = format!("{before}{hidden}{after}");
+            prop_assert!(Username::parse(&raw).is_err(), "{:?} was accepted", raw);
+        }
+
+        #[test]
         fn arbitrary_strings_never_panic(raw in any::<String>()) {
             if let Ok(name) = Username::parse(&raw) {
+                prop_assert!(!name.as_str().chars().any(crate::chat::invisible::is_dangerous));
                 // Whatever was accepted is canonical: parsing it again changes nothing.
                 prop_assert_eq!(Username::parse(name.as_str()), Ok(name.clone()));
             }

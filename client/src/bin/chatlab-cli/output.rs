@@ -7,15 +7,25 @@
 //!
 //! The readable form is for people at a terminal: `[2026-11-27 10:04:05] ann → world: hello`. Text from the network
 //! is untrusted even after the server checked it: a control character could move the cursor or recolour the
-//! terminal, so any that slipped through is shown as `\u{..}`, and the lines of a multi-line message are indented
-//! under the first.
+//! terminal, and a bidirectional override (U+202E) or an invisible format character could reverse the rest of the
+//! line or make it pose as a line from someone else. Every such character (the one rule in
+//! `chatlab_proto::chat::invisible`, shared with the desktop app) is printed as a visible escape, `\u{202e}`, and the
+//! lines of a multi-line message are indented under the first.
+//!
+//! **JSON keeps the real text.** A script must get exactly what was sent, so `text` is not rewritten; but a JSON line
+//! is also read by people in a terminal, where a raw U+202E would reverse it just the same. The line therefore
+//! writes each dangerous character as a JSON escape (`"hi\u202eolleh"`, a surrogate pair beyond the first plane):
+//! valid JSON that every parser decodes back to the very character, while the terminal shows only ASCII. (JSON
+//! encoders escape only `"`, `\` and U+0000..U+001F by themselves; U+202E would otherwise go out as it is.)
 
+use std::fmt::Write as _;
 use std::io::Write;
 
 use serde_json::{Value, json};
 
 use chatlab_client::timefmt::{readable_utc, rfc3339_utc};
 use chatlab_client::{Accepted, ChatMessage, MessageSource, Transport, Username};
+use chatlab_proto::chat::{Piece, escape_dangerous, invisible};
 
 /// Indentation of the continuation lines of a multi-line message in readable output.
 const CONTINUATION_INDENT: &str = "    ";
@@ -49,7 +59,7 @@ impl Output {
 
     pub fn message(&mut self, message: &ChatMessage, source: Option<MessageSource>) -> bool {
         let line = match self.json {
-            true => message_json(message, source).to_string(),
+            true => json_line(&message_json(message, source)),
             false => message_line(message),
         };
         self.line(&line)
@@ -136,14 +146,33 @@ pub fn transport_name(transport: Transport) -> &'static str {
     }
 }
 
-/// The text with every control character except newline written as a visible escape.
+/// The text with every dangerous character (a control character other than newline, a bidirectional override, an
+/// invisible format character outside an emoji) written as a visible escape, `\u{202e}`.
 pub fn sanitize(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        if ch.is_control() && ch != '\n' {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(ch)));
-        } else {
-            out.push(ch);
+    escape_dangerous(text).into_owned()
+}
+
+/// `value` as one line of JSON in which every dangerous character is written as a JSON `\uXXXX` escape (see the
+/// module docs): the decoded text is unchanged, the line on a terminal is harmless.
+///
+/// Dangerous characters can only stand inside JSON strings (the structure is ASCII), so escaping them in the
+/// serialised line is escaping them inside their strings.
+pub fn json_line(value: &Value) -> String {
+    let line = value.to_string();
+    let pieces = invisible::pieces(&line);
+    if pieces.len() == 1 {
+        return line;
+    }
+    let mut out = String::with_capacity(line.len() + 12 * pieces.len());
+    for piece in pieces {
+        match piece {
+            Piece::Shown(shown) => out.push_str(shown),
+            Piece::Hidden(ch) => {
+                for unit in ch.encode_utf16(&mut [0; 2]) {
+                    // Writing to a String cannot fail.
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
         }
     }
     out
@@ -188,6 +217,28 @@ mod tests {
             message_line(&message(Target::User(name("bob")), "two\nlines")),
             "[2026-11-27 10:04:05] ann → bob: two\n    lines"
         );
+    }
+
+    #[test]
+    fn a_right_to_left_override_is_shown_escaped_in_readable_output() {
+        let line = message_line(&message(Target::World, "hi\u{202E}olleh :bob\u{2066}x\u{200B}"));
+        assert!(line.ends_with("ann → world: hi\\u{202e}olleh :bob\\u{2066}x\\u{200b}"), "{line}");
+        assert!(!line.contains('\u{202E}') && !line.contains('\u{2066}') && !line.contains('\u{200B}'), "{line}");
+        let emoji = message_line(&message(Target::World, "\u{1F469}\u{200D}\u{1F4BB}"));
+        assert!(emoji.ends_with(": \u{1F469}\u{200D}\u{1F4BB}"), "a joiner inside an emoji stays: {emoji}");
+    }
+
+    #[test]
+    fn json_keeps_the_real_text_with_dangerous_characters_as_json_escapes() {
+        let text = "hi\u{202E}olleh \u{1F469}\u{200D}\u{1F4BB} \u{E0041}\u{7f}";
+        let line = json_line(&message_json(&message(Target::World, text), None));
+        let expected = format!(r#""text":"hi\u202eolleh {} \udb40\udc41\u007f""#, "\u{1F469}\u{200D}\u{1F4BB}");
+        assert!(line.contains(&expected), "{line}");
+        assert!(!line.contains('\u{202E}') && !line.contains('\u{E0041}') && !line.contains('\u{7f}'), "{line}");
+        let back: Value = serde_json::from_str(&line).expect("valid JSON");
+        assert_eq!(back["text"], text, "a parser gets the very text that was sent");
+        let plain = json!({ "text": "plain" });
+        assert_eq!(json_line(&plain), plain.to_string());
     }
 
     #[test]

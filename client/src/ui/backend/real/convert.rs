@@ -52,7 +52,7 @@ pub(super) fn problem(err: &ClientError, server: &str) -> Problem {
         | ClientError::Handshake { .. }
         | ClientError::Protocol(_)
         | ClientError::InvalidImpairment { .. }
-        | ClientError::Busy { .. } => Problem::Other(err.to_string()),
+        | ClientError::NoRoom { .. } => Problem::Other(err.to_string()),
     }
 }
 
@@ -195,7 +195,7 @@ mod tests {
             ClientError::KnownServers("cannot read".into()),
             ClientError::Handshake { server: SERVER.into(), reason: "garbage".into() },
             ClientError::Protocol("odd frame".into()),
-            ClientError::Busy { in_flight: 9 },
+            ClientError::NoRoom { waited: std::time::Duration::from_secs(10) },
             ClientError::ServerKeyChanged {
                 server: SERVER.into(),
                 pinned: key(1),

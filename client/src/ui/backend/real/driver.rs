@@ -9,11 +9,8 @@
 //! Per session, two more tasks run until the session ends: the *forwarder*, which reads the core's
 //! [`ClientEvent`]s and pushes [`BackendEvent`]s, and the *statistics poller*.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::Poll;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -73,10 +70,15 @@ impl Shared {
     }
 }
 
+/// A message the window asked to send: its number in the window, where it goes, its text.
+type Outgoing = (LocalId, Target, String);
+
 /// A signed-in session.
 struct Session {
     handle: ClientHandle,
     shared: Arc<Shared>,
+    /// The session's send queue, emptied in order by [`send_in_order`].
+    outgoing: mpsc::UnboundedSender<Outgoing>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -196,7 +198,9 @@ impl Driver {
         if let Some(impairment) = self.impairment.clone() {
             tokio::spawn(apply_impairment(handle.clone(), Arc::clone(&shared), impairment));
         }
-        self.session = Some(Session { handle, shared, tasks: vec![forwarding, users, stats] });
+        let (outgoing, queue) = mpsc::unbounded_channel();
+        let sender = tokio::spawn(send_in_order(handle.clone(), Arc::clone(&shared), queue));
+        self.session = Some(Session { handle, shared, outgoing, tasks: vec![forwarding, users, stats, sender] });
     }
 
     async fn end_session(&mut self) {
@@ -209,26 +213,15 @@ impl Driver {
         }
     }
 
-    /// Starts the send and lets it wait for its acceptance on a task of its own.
-    ///
-    /// The request is polled once here before it is handed to its task: its first step puts the message into the
-    /// core's (first-in, first-out) command queue, so messages reach the server in the order Enter was pressed,
-    /// however the runtime schedules the waiting tasks afterwards.
+    /// Queues the message in the session's send queue, which [`send_in_order`] empties.
     async fn send(&mut self, local_id: LocalId, to: Target, text: String) {
         let Some(session) = &self.session else {
             let problem = Problem::Refused { code: ErrorCode::NotLoggedIn, message: String::from("not signed in") };
             self.sink.push(BackendEvent::Rejected { local_id, problem });
             return;
         };
-        let (handle, shared) = (session.handle.clone(), Arc::clone(&session.shared));
-        let mut request: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
-            let result = handle.send(to, &text).await;
-            report_send(&shared, local_id, &text, result);
-        });
-        let first = std::future::poll_fn(|cx| Poll::Ready(request.as_mut().poll(cx))).await;
-        if first.is_pending() {
-            tokio::spawn(request);
-        }
+        // The task lives as long as the session, and the queue with it.
+        let _ = session.outgoing.send((local_id, to, text));
     }
 
     fn history(&self, target: Target, before_id: Option<u64>) {
@@ -302,6 +295,29 @@ impl Driver {
                 self.sink.push(BackendEvent::RoomHosted { port, addresses });
             }
             Err(problem) => self.sink.push(BackendEvent::HostFailed(problem)),
+        }
+    }
+}
+
+/// Hands the window's messages to the client core one at a time, in the order Enter was pressed, and lets each wait
+/// for its acceptance on a task of its own.
+///
+/// [`ClientHandle::queue`] returns once a message has its place in the core's send queue, so awaiting it here, one
+/// message after the other, fixes the order in which they go out, while their acceptances are awaited side by side.
+/// When the core's send budget is spent (a huge paste, a stalled network), `queue` waits for room, and so does this
+/// queue: nothing is refused or dropped, the window shows the messages as "sending", and the rest of the driver
+/// (history, statistics, the transport switch) never waits behind them.
+async fn send_in_order(handle: ClientHandle, shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Outgoing>) {
+    while let Some((local_id, to, text)) = queue.recv().await {
+        match handle.queue(to, &text).await {
+            Ok(sending) => {
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let result = sending.accepted().await;
+                    report_send(&shared, local_id, &text, result);
+                });
+            }
+            Err(err) => report_send(&shared, local_id, &text, Err(err)),
         }
     }
 }
@@ -454,9 +470,12 @@ impl Forwarder {
                 }
             }
             ClientEvent::Error(err) => shared.sink.push(BackendEvent::Notice(shared.problem(&err))),
-            // The acceptance is reported by the send's own task, which knows the window's number for the message;
+            // The outcome of a send is reported by the send's own task, which knows the window's number for the message;
             // the pin was read at sign-in; statistics are polled, not pushed (no interval is configured).
-            ClientEvent::Accepted(_) | ClientEvent::ServerKeyPinned { .. } | ClientEvent::Stats(_) => {}
+            ClientEvent::Accepted(_)
+            | ClientEvent::SendFailed { .. }
+            | ClientEvent::ServerKeyPinned { .. }
+            | ClientEvent::Stats(_) => {}
         }
     }
 }
