@@ -32,7 +32,7 @@
 //! ```text
 //!                  ┌────────────── per connection task (×N) ──────────────┐
 //!  TCP ──accept──▶ │ Noise handshake · frames · Hello/Register/Login       │── history reads ──▶ spawn_blocking
-//!                  │ Argon2 on blocking threads (semaphore)                │       (SQLite)
+//!                  │ Argon2 on the hashing pool's own threads              │  (SQLite read pool)
 //!                  └──────▲───────────────────────────────┬───────────────┘
 //!          session queue  │ (bounded in bytes)             │ HubInput (bounded)
 //!                  ┌──────┴───────────────────────────────▼───────────────┐
@@ -42,7 +42,8 @@
 //! ```
 //!
 //! - **One task per TCP connection** does everything that concerns only that client, including the slow parts
-//!   (password hashing, history reads) on blocking threads, so a slow client slows only itself.
+//!   (password hashing on a small pool of dedicated threads, history reads on blocking threads through fair read
+//!   slots), so a slow client slows only itself.
 //! - **One hub task** owns all shared live state and is the only place it changes (an actor): no locks, no lock
 //!   order, one consistent view per message. It never waits for anyone: its outgoing queues use `try_send`, and
 //!   datagrams leave with `try_send_to`.

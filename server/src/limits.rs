@@ -187,13 +187,14 @@ pub const TCP_KEEPALIVE_PROBES: u32 = 3;
 pub const REQUESTS_PER_SESSION: BucketShape = BucketShape { capacity: 500.0, refill_per_sec: 50.0 };
 
 /// `Received` reports one session may send: a burst of 2 000, then 1 000 a second. The client confirms every message
-/// pushed over TCP, so this follows the rate of incoming chat, which is much higher than a person's; each report
-/// costs a storage write. Reports beyond it are ignored (logged): the messages they name are confirmed by the next
+/// pushed over TCP, in batches of up to [`MAX_RECEIVED_IDS`] ids gathered while frames keep arriving, so a burst of
+/// pushes costs a few reports; each report costs a storage write. Reports beyond it are ignored (logged): the messages they name are confirmed by the next
 /// history sync, and an error without a request number could not be matched to anything by the client.
 pub const RECEIVED_PER_SESSION: BucketShape = BucketShape { capacity: 2000.0, refill_per_sec: 1000.0 };
 
 /// Message ids one `Received` may name; the rest are ignored (and confirmed by the next history sync). The client
-/// sends one id per report; a 64 KiB frame could otherwise name about 7 000 and make one report a large write.
+/// batches at most this many per report; a 64 KiB frame could otherwise name about 7 000 and make one report a large
+/// write.
 pub const MAX_RECEIVED_IDS: usize = 1024;
 
 /// Control messages queued towards one client before the server gives up on it, a second bound beside the one that

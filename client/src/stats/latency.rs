@@ -142,10 +142,11 @@ mod tests {
         recorder.record(Transport::Tcp, Duration::from_millis(300));
         let stats = recorder.stats();
         assert_eq!((stats.udp.samples, stats.tcp.samples), (2, 1));
+        // The histogram keeps two significant digits: within 1 % of the recorded value.
         let p50 = stats.udp.p50_ms.expect("samples");
-        assert!((p50 - 2.0).abs() < 0.01, "{p50}");
+        assert!((p50 - 2.0).abs() < 0.02, "{p50}");
         let tcp_p99 = stats.tcp.p99_ms.expect("samples");
-        assert!((tcp_p99 - 300.0).abs() < 0.5, "{tcp_p99}");
+        assert!((tcp_p99 - 300.0).abs() < 3.0, "{tcp_p99}");
         assert_eq!(stats.udp.cdf.len(), 2);
         assert_eq!(stats.udp.cdf.last().map(|p| p.1), Some(1.0));
         assert_eq!(stats.tcp.cdf.last().map(|p| p.1), Some(1.0));

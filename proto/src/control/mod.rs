@@ -16,6 +16,12 @@
 //!   u16 big-endian length + payload    on the TCP byte stream
 //! ```
 //!
+//! The stack above starts *after* the Noise handshake. The two handshake messages themselves go on the wire as
+//! they are, **without** a length prefix: they have fixed sizes (32 bytes from the client: its ephemeral key; 96
+//! from the server: its ephemeral key, its encrypted static key and a tag), so the reader knows how much to read.
+//! An implementation that prefixes them, or waits for a prefix, hangs or is refused; `docs/protocol.md` shows the
+//! bytes.
+//!
 //! TCP is a byte stream, so [`frame`] cuts it back into messages with a 2-byte length prefix. Each frame's payload is
 //! a Noise transport message; after decryption it is exactly one MessagePack-encoded control message. After the
 //! first handshake message nothing readable crosses the wire: user names, passwords and chat text are all inside the

@@ -69,8 +69,10 @@
 //! | `error.rs` | [`NoiseError`] |
 //!
 //! Everything here is sans-IO except the two small files the design asks for (the server's key file and the
-//! client's known-servers file): no sockets, no clocks, no threads. Cutting the TCP stream into messages (a u16
-//! length before each) belongs to the framing layer; this module works on one Noise message at a time.
+//! client's known-servers file): no sockets, no clocks, no threads. Cutting the TCP stream into messages belongs to
+//! the framing layer; this module works on one Noise message at a time. On chatlab's wire the two *handshake*
+//! messages travel unframed (exactly 32 and 96 bytes, fixed by the NX pattern with 25519 keys and AES-GCM tags);
+//! only the *transport* messages after them get a u16 length prefix (see [`crate::control`]).
 
 mod error;
 mod files;

@@ -53,26 +53,37 @@ async fn spawn(data: &Path) -> (Child, SocketAddr) {
     (child, addr)
 }
 
+/// SIGKILL while messages are on their way: every message the server acknowledged is in the database after the
+/// restart. The test proves that the kill really came while messages were in flight (some were never
+/// acknowledged), so it cannot pass by killing an idle server.
 #[tokio::test]
 async fn sigkill_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = spawn(dir.path()).await;
     let mut ann = Client::user(addr, "ann").await;
-    const SENT: usize = 400;
+    /// Messages acknowledged before the kill, then messages fired without waiting, the kill right behind them.
+    const SETTLED: usize = 100;
+    const IN_FLIGHT: usize = 2_000;
     let mut texts = HashMap::new();
-    let mut order = Vec::new();
-    for n in 0..SENT {
+    let mut send = async |ann: &mut Client, n: usize| {
         let client_msg_id = ann.msg_id();
-        order.push(client_msg_id);
         let text = format!("durable {n}");
         texts.insert(client_msg_id, text.clone());
         ann.send(&ClientMessage::Chat { client_msg_id, to: Target::World, text }).await;
+        client_msg_id
+    };
+    let mut settled = Vec::new();
+    for n in 0..SETTLED {
+        settled.push(send(&mut ann, n).await);
     }
     let mut accepted = HashMap::new();
-    for &client_msg_id in order.iter().take(100) {
+    for client_msg_id in settled {
         accepted.insert(ann.chat_outcome(client_msg_id).await.unwrap(), client_msg_id);
     }
-    // Kill while the rest may still be on their way to the disk.
+    for n in SETTLED..SETTLED + IN_FLIGHT {
+        send(&mut ann, n).await;
+    }
+    // Kill while the rest are on their way to the disk.
     child.start_kill().unwrap();
     child.wait().await.unwrap();
     assert!(ann.closed_by_server().await);
@@ -81,6 +92,11 @@ async fn sigkill_loses_no_acknowledged_message() {
             accepted.insert(*id, *client_msg_id);
         }
     }
+    assert!(accepted.len() >= SETTLED);
+    assert!(
+        accepted.len() < SETTLED + IN_FLIGHT,
+        "every message was acknowledged before the kill: nothing was in flight, so the test proved nothing"
+    );
 
     let (mut child, addr) = spawn(dir.path()).await;
     let mut reader = Client::connect(addr).await;
@@ -90,7 +106,6 @@ async fn sigkill_loses_no_acknowledged_message() {
     for (id, client_msg_id) in &accepted {
         assert_eq!(stored.get(id), texts.get(client_msg_id), "acknowledged message {id} lost or changed");
     }
-    assert!(accepted.len() >= 100);
     child.start_kill().unwrap();
     child.wait().await.unwrap();
 }
