@@ -198,7 +198,8 @@ pub const RECEIVED_PER_SESSION: BucketShape = BucketShape { capacity: 2000.0, re
 pub const MAX_RECEIVED_IDS: usize = 1024;
 
 /// Control messages queued towards one client before the server gives up on it, a second bound beside the one that
-/// matters, [`MAX_SESSION_QUEUE_BYTES`]: at the smallest charge per message the byte budget holds about as many.
+/// matters, [`MAX_SESSION_QUEUE_BYTES`]: the channel's slots. 4 096 small pushes take well under the byte budget, so
+/// only a client that reads nothing at all while a flood of tiny messages arrives meets this bound first.
 pub const CONTROL_QUEUE_DEPTH: usize = 4096;
 
 /// Commands waiting for the hub (the task that owns every session): logins, chat messages, committed batches. A
@@ -255,11 +256,13 @@ pub const UDP_KEEPALIVE_FRACTION: u32 = 3;
 /// Bytes the hub may hold for one session on their way out: its control queue, its UDP backlog and its UDP messages
 /// not yet acknowledged, together (see `hub::outbox`). A client that lets this fill up has stopped reading and is
 /// disconnected. Counted in bytes because messages differ a thousandfold in size: the old bound of 4 096 messages
-/// let one silent client pin 18 MB. 512 KiB holds a few thousand ordinary pushes (a world room of a hundred people
-/// talking for minutes), the online list of 10 000 users, or a hundred maximum-length messages; a reader that is
-/// merely slow drains it long before, while the connection's own buffers (`MAX_UNSENT_OUTPUT_BYTES`) and the
-/// kernel's socket buffers absorb the rest.
-pub const MAX_SESSION_QUEUE_BYTES: usize = 512 * 1024;
+/// let one silent client pin 18 MB. 2 MiB holds about ten thousand ordinary pushes (a world room of a hundred people
+/// talking for minutes), the online list of 10 000 users, or four hundred maximum-length messages. It was 512 KiB
+/// at first, and a client that read at full speed while a classmate's program blasted 3 000 messages at it over UDP
+/// was cut off now and then on a busy machine (the server produces faster than one send window drains): a reader
+/// that is merely slow must drain it long before it fills, while the connection's own buffers
+/// (`MAX_UNSENT_OUTPUT_BYTES`) and the kernel's socket buffers absorb the rest.
+pub const MAX_SESSION_QUEUE_BYTES: usize = 2 * 1024 * 1024;
 
 /// Bookkeeping charged per queued message on top of its own bytes: a queue slot, a map entry, the engine's record
 /// of a message in flight. An estimate (a few pointers and counters each, rounded up), so that a flood of tiny

@@ -90,7 +90,10 @@ async fn a_blast_arrives_whole_exactly_once_and_in_order(transport: Transport, s
     let texts: Vec<&str> = received.iter().map(|(text, _)| text.as_str()).collect();
     let expected: Vec<String> = (0..BLAST).map(|i| format!("blast {i:05}")).collect();
     assert_eq!(texts.len(), BLAST, "{} of {BLAST} messages arrived", texts.len());
-    assert!(texts.iter().zip(&expected).all(|(got, want)| got == want), "not exactly once in order");
+    if let Some(at) = texts.iter().zip(&expected).position(|(got, want)| got != want) {
+        let around = &texts[at.saturating_sub(3)..(at + 4).min(texts.len())];
+        panic!("not exactly once in order: message {at} is {:?}, around it {around:?}", texts[at]);
+    }
     let ids: Vec<u64> = received.iter().map(|(_, id)| *id).collect();
     assert_eq!(ids, accepted_ids, "bob got other messages than the ones accepted");
     server.shutdown().await.unwrap();

@@ -64,9 +64,10 @@ use crate::admission::{Admission, ConnectionSlot, Phase, Refusal, RefusalTicket}
 use crate::hub::input::{CloseReason, HubInput, KillSwitch, SessionRef};
 use crate::limits::{
     HANDSHAKE_TIMEOUT, MAX_FRAME_BYTES_BEFORE_LOGIN, MAX_FRAMES_BEFORE_LOGIN, MAX_RECEIVED_IDS,
-    MAX_UNSENT_OUTPUT_BYTES, RECEIVED_PER_SESSION, REFUSAL_HANDSHAKE_TIMEOUT, REQUESTS_PER_SESSION,
-    WRITE_STALL_TIMEOUT,
+    MAX_UNSENT_OUTPUT_BYTES, RECEIVED_PER_SESSION, REFUSAL_HANDSHAKE_TIMEOUT, REFUSAL_LOG_INTERVAL,
+    REQUESTS_PER_SESSION, WRITE_STALL_TIMEOUT,
 };
+use crate::log_summary::{LogSummary, Report};
 use crate::net::keepalive;
 use crate::password::PasswordService;
 use crate::rate_limit::TokenBucket;
@@ -211,6 +212,7 @@ pub async fn serve(
         frames_before_login: 0,
         session: None,
         kill: Arc::new(KillSwitch::default()),
+        refusals: LogSummary::new(REFUSAL_LOG_INTERVAL),
     };
     let end = connection.run(shutdown).await;
     let end = end.err().unwrap_or(End::PeerClosed);
@@ -254,6 +256,8 @@ struct Connection {
     idle: IdleWatch,
     session: Option<LiveSession>,
     kill: Arc<KillSwitch>,
+    /// This connection's refusals, logged as summaries: a client refused in a loop costs a line per interval.
+    refusals: LogSummary<ErrorCode>,
 }
 
 impl Connection {
@@ -530,16 +534,16 @@ impl Connection {
         }
     }
 
-    /// Sends an `Error` and counts the refusal for the periodic summary (see `admission::refusals`); the line
-    /// per refusal is at debug level, so a client that provokes refusals in a loop cannot flood the log.
+    /// Sends an `Error` and counts the refusal twice: in this connection's log summary (see [`crate::log_summary`]:
+    /// the first refusal after a quiet interval is logged at once, the others as counts per reason when the
+    /// interval ends or the connection closes) and in the server-wide summary per address (`admission::refusals`).
     fn refuse(&mut self, req: Option<u32>, code: ErrorCode, message: impl Into<String>) {
         let message = message.into();
         self.context.admission.note_refusal(Refusal::Request(code), self.peer.ip());
-        match &self.session {
-            Some(live) => {
-                tracing::debug!(peer = %self.peer, user = %live.user, code = code.as_u16(), reason = %message, "request refused")
-            }
-            None => tracing::debug!(peer = %self.peer, code = code.as_u16(), reason = %message, "request refused"),
+        let user = self.session.as_ref().map(|live| live.user.to_string());
+        let describe = || format!("{}: {message}", user.as_deref().unwrap_or("(not logged in)"));
+        if let Some(report) = self.refusals.record(code, Instant::now(), describe) {
+            log_refusals(self.peer, &report);
         }
         self.queue(&ServerMessage::Error { req, code, message });
     }
@@ -565,6 +569,9 @@ impl Connection {
 
     /// Ends the session (if any) and closes the socket after writing what is queued.
     async fn finish(mut self, end: End) {
+        if let Some(report) = self.refusals.take(Instant::now()) {
+            log_refusals(self.peer, &report);
+        }
         if let Some(live) = self.session.take() {
             if !matches!(end, End::HubGone) {
                 let _ = self.context.hub.send(HubInput::Disconnected { session: live.session }).await;
@@ -588,6 +595,18 @@ impl Connection {
             let _ = tokio::time::timeout(REFUSAL_HANDSHAKE_TIMEOUT, self.channel.close()).await;
         }
     }
+}
+
+/// The summary line of one connection's refusals.
+fn log_refusals(peer: SocketAddr, report: &Report<ErrorCode>) {
+    tracing::info!(
+        %peer,
+        refused = report.total,
+        by_reason = %report,
+        first = report.first.as_deref().unwrap_or_default(),
+        secs = report.over.as_secs_f64(),
+        "requests refused"
+    );
 }
 
 /// The next message of the session queue; never completes while logged out.
