@@ -86,6 +86,7 @@ impl UdpPath {
     }
 
     /// Whether the current address has proved that it receives.
+    #[cfg(test)]
     pub fn is_validated(&self) -> bool {
         self.current.is_some() && self.pending.is_none()
     }
@@ -180,7 +181,10 @@ mod tests {
     #[test]
     fn the_highest_packet_number_from_a_new_address_moves_the_path_unvalidated() {
         let mut path = validated_on_a();
-        assert_eq!(path.on_datagram(B, highest(2), 50, 7, Some(1)), PathEvent::Moved { previous: Some(A), challenge: true });
+        assert_eq!(
+            path.on_datagram(B, highest(2), 50, 7, Some(1)),
+            PathEvent::Moved { previous: Some(A), challenge: true }
+        );
         assert_eq!((path.current(), path.is_validated()), (Some(B), false));
     }
 
@@ -229,7 +233,10 @@ mod tests {
     fn moving_back_to_the_validated_address_needs_no_challenge() {
         let mut path = validated_on_a();
         path.on_datagram(B, highest(2), 50, 7, Some(1));
-        assert_eq!(path.on_datagram(A, highest(3), 50, 8, Some(1)), PathEvent::Moved { previous: Some(B), challenge: false });
+        assert_eq!(
+            path.on_datagram(A, highest(3), 50, 8, Some(1)),
+            PathEvent::Moved { previous: Some(B), challenge: false }
+        );
         assert!(path.is_validated());
         assert_eq!(path.destination(10_000), Some(A));
     }

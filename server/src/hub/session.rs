@@ -54,10 +54,10 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::input::{CloseReason, KillSwitch, Refusal};
-use super::path::{PathEvent, UdpPath};
 use super::outbox::{
     ControlQueue, MAX_SESSION_QUEUE_BYTES, QueueFull, chat_message_charge, control_charge, datagram_charge,
 };
+use super::path::{PathEvent, UdpPath};
 use crate::storage::{MessageId, UserId};
 
 /// Capacity of an empty backlog or in-flight table kept after a burst; beyond it the memory is given back, so an
@@ -239,6 +239,7 @@ impl Session {
     }
 
     /// Whether the address datagrams go to has proved that it receives them.
+    #[cfg(test)]
     pub fn udp_addr_validated(&self) -> bool {
         self.path.is_validated()
     }
