@@ -736,27 +736,40 @@ impl Hub {
         // While the client prefers TCP the endpoint only answers (see `session`); what it would send otherwise is
         // dropped here, which the engine treats as loss.
         let may_send = s.may_send_datagrams();
-        loop {
-            match s.endpoint.poll_datagram(now, &mut self.send_buf) {
-                Ok(true) => {
-                    // Before the first datagram authenticates there is no address, and an unvalidated address
-                    // gets only its share (see `path`): the packet is dropped and the engine retransmits its
-                    // content later, as after any loss.
-                    let destination = if may_send { s.udp_destination(self.send_buf.len()) } else { None };
-                    if destination.is_none() && may_send && s.udp_addr().is_some() {
-                        self.drops.unvalidated_path += 1;
-                    }
-                    if let Some(addr) = destination {
-                        if let Err(error) = self.udp.try_send_to(&self.send_buf, addr) {
-                            self.drops.send_failed += 1;
-                            tracing::trace!(%error, %addr, "datagram not sent");
+        let mut refused = false;
+        for pass in 0..2 {
+            if pass == 1 {
+                if !refused {
+                    break;
+                }
+                // An unvalidated address refused a datagram larger than its share (data was waiting when the client
+                // moved), and the engine's ping rode in that datagram. Ask for a lone ping, small enough to fit, so
+                // the challenge still reaches the new address; the refused data comes again once it is validated.
+                s.endpoint.ping();
+            }
+            loop {
+                match s.endpoint.poll_datagram(now, &mut self.send_buf) {
+                    Ok(true) => {
+                        // Before the first datagram authenticates there is no address, and an unvalidated address
+                        // gets only its share (see `path`): the packet is dropped and the engine retransmits its
+                        // content later, as after any loss.
+                        let destination = if may_send { s.udp_destination(self.send_buf.len()) } else { None };
+                        if destination.is_none() && may_send && s.udp_addr().is_some() {
+                            self.drops.unvalidated_path += 1;
+                            refused = true;
+                        }
+                        if let Some(addr) = destination {
+                            if let Err(error) = self.udp.try_send_to(&self.send_buf, addr) {
+                                self.drops.send_failed += 1;
+                                tracing::trace!(%error, %addr, "datagram not sent");
+                            }
                         }
                     }
-                }
-                Ok(false) => break,
-                Err(error) => {
-                    tracing::warn!(%error, user = %s.user, "could not seal a datagram");
-                    break;
+                    Ok(false) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, user = %s.user, "could not seal a datagram");
+                        break;
+                    }
                 }
             }
         }

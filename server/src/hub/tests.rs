@@ -608,12 +608,17 @@ async fn a_new_address_is_limited_until_it_acknowledges_the_challenge_sent_to_it
     rig.hub.handle_datagram(&answer, old);
     assert!(validated(&rig), "the acknowledged challenge validates the first address");
 
-    // The client moves: its next datagram, the highest so far, comes from a new socket.
+    // The client moves: its next datagram, the highest so far, comes from a new socket. A long push for ann is
+    // waiting in the same round: its datagram is far more than three times the client's small one.
+    let bob = login(&mut rig, "bob", 2, 16);
     let moved = client.next_datagram();
     rig.hub.handle_datagram(&moved, new);
+    rig.hub.handle_input(committed_text(bob.session, 20, &"x".repeat(600)));
     rig.hub.service_dirty();
     assert_eq!(rig.hub.sessions.get(&cid).unwrap().udp_addr(), Some(new));
     assert!(!validated(&rig), "the new address has not yet proved that it receives");
+    assert!(rig.hub.drops.unvalidated_path > 0, "the long push did not fit the new address's share");
+    // The challenge still reaches the new address, in a lone ping.
     client.receive_on(&new_socket).await;
     let answer = client.next_datagram();
     rig.hub.handle_datagram(&answer, new);
