@@ -29,6 +29,22 @@ pub enum EndpointError {
     Packet(#[from] PacketError),
 }
 
+/// What [`Endpoint::receive`] learned about a datagram that opened, beyond its frames.
+///
+/// A server that follows its client across address changes (a phone moving from Wi-Fi to mobile data, a NAT that
+/// rebinds) must not let an old datagram move it back: a datagram that was delayed in the network, or that left
+/// the client's old socket just before the change, is still authentic and still new to the replay window (which
+/// accepts reordered packets), yet it speaks for where the client *was*. Only the datagram with the highest packet
+/// number so far speaks for where the client *is*, which is why QUIC (RFC 9000, section 9.3) accepts an address
+/// change only from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// The datagram's packet number, authenticated by its tag.
+    pub packet_number: u64,
+    /// Whether it is the highest packet number accepted so far (the first datagram is).
+    pub highest: bool,
+}
+
 /// One side of an encrypted, reliable datagram conversation.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -65,6 +81,13 @@ impl Endpoint {
 
     /// Opens one received UDP payload and hands it to the engine. Rejections are counted, then returned.
     pub fn handle_datagram(&mut self, datagram: &[u8], now: Duration) -> Result<(), EndpointError> {
+        self.receive(datagram, now).map(|_| ())
+    }
+
+    /// As [`handle_datagram`](Self::handle_datagram), and says whether the datagram carried the highest packet
+    /// number so far (see [`Received`]): the server's cue that an address change may be real.
+    pub fn receive(&mut self, datagram: &[u8], now: Duration) -> Result<Received, EndpointError> {
+        let largest_before = self.opener.largest_packet_number();
         let header = match self.opener.open_into(datagram, &mut self.plaintext) {
             Ok(header) => header,
             Err(e) => {
@@ -78,7 +101,9 @@ impl Endpoint {
             }
         };
         self.engine.handle_packet(header.packet_number, &self.plaintext, now)?;
-        Ok(())
+        // The opener refuses a number it accepted before, so "highest" is strictly above the previous largest.
+        let highest = largest_before.is_none_or(|largest| header.packet_number > largest);
+        Ok(Received { packet_number: header.packet_number, highest })
     }
 
     /// The next sealed datagram to send, written into `out`; false when there is nothing to send now.
@@ -127,6 +152,16 @@ impl Endpoint {
     /// A serialisable summary of the statistics.
     pub fn snapshot(&self) -> StatsSnapshot {
         self.engine.snapshot()
+    }
+
+    /// The packet number the next datagram sent will carry: every number below it was used already.
+    pub fn next_packet_number(&self) -> u64 {
+        self.engine.next_packet_number()
+    }
+
+    /// The largest packet number of ours the peer acknowledged, or `None` before its first acknowledgement.
+    pub fn largest_acked(&self) -> Option<u64> {
+        self.engine.largest_acked()
     }
 
     /// The connection id this endpoint seals with and accepts.
@@ -193,5 +228,37 @@ mod tests {
         assert_eq!(received.rejected_authentication, 2);
         assert_eq!(received.rejected_malformed, 1);
         assert_eq!(received.messages_delivered, 1);
+    }
+
+    #[test]
+    fn a_reordered_datagram_is_accepted_but_not_reported_as_the_highest() {
+        let (mut client, mut server) = pair();
+        let mut wires = Vec::new();
+        for text in [b"a", b"b", b"c"] {
+            client.send(0, text.to_vec(), T).unwrap();
+            let mut wire = Vec::new();
+            assert!(client.poll_datagram(T, &mut wire).unwrap());
+            wires.push(wire);
+        }
+        assert_eq!(server.receive(&wires[0], T), Ok(Received { packet_number: 0, highest: true }));
+        assert_eq!(server.receive(&wires[2], T), Ok(Received { packet_number: 2, highest: true }));
+        assert_eq!(server.receive(&wires[1], T), Ok(Received { packet_number: 1, highest: false }));
+    }
+
+    #[test]
+    fn packet_numbers_sent_and_acknowledged_are_reported() {
+        let (mut client, mut server) = pair();
+        assert_eq!((server.next_packet_number(), server.largest_acked()), (0, None));
+        let mut wire = Vec::new();
+        server.ping();
+        assert!(server.poll_datagram(T, &mut wire).unwrap());
+        assert_eq!(server.next_packet_number(), 1);
+        client.handle_datagram(&wire, T).unwrap();
+        // The ping asks for an acknowledgement; it goes out once the ack delay has passed.
+        let later = Duration::from_secs(1);
+        client.handle_timeout(later);
+        assert!(client.poll_datagram(later, &mut wire).unwrap());
+        server.handle_datagram(&wire, later).unwrap();
+        assert_eq!(server.largest_acked(), Some(0));
     }
 }

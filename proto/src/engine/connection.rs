@@ -414,6 +414,16 @@ impl Engine {
         Some(pn)
     }
 
+    /// The packet number the next packet will carry; every smaller one was sent already.
+    pub fn next_packet_number(&self) -> u64 {
+        self.next_pn
+    }
+
+    /// The largest packet number the peer acknowledged, or `None` before its first acknowledgement.
+    pub fn largest_acked(&self) -> Option<u64> {
+        self.ledger.largest_acked()
+    }
+
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

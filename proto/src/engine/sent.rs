@@ -68,6 +68,11 @@ pub struct SentLedger {
 }
 
 impl SentLedger {
+    /// The largest packet number the peer acknowledged, ack-only packets included.
+    pub fn largest_acked(&self) -> Option<u64> {
+        self.largest_acked
+    }
+
     /// Remembers an ack-eliciting packet.
     pub fn on_sent(&mut self, pn: u64, packet: SentPacket) {
         self.in_flight.insert(pn, packet);

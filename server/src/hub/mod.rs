@@ -56,6 +56,7 @@
 pub mod dedup;
 pub mod input;
 pub mod outbox;
+pub mod path;
 pub mod seed;
 pub mod session;
 pub mod timers;
@@ -77,6 +78,7 @@ use tokio::sync::mpsc;
 pub use self::dedup::Dedup;
 use self::dedup::{Seen, Waiter, fingerprint};
 use self::input::{ChatOutcome, ChatRequest, CloseReason, HubInput, LoginRequest, Refusal, SessionRef};
+use self::path::PathEvent;
 use self::session::{NewSession, Session};
 use self::timers::Timers;
 use crate::limits::{MAX_FLOOD_USERS, REFUSAL_LOG_INTERVAL, UDP_KEEPALIVE_FRACTION, UDP_RECV_BUFFER_BYTES};
@@ -116,6 +118,8 @@ struct DropCounters {
     unknown_connection: u64,
     failed_to_open: u64,
     send_failed: u64,
+    /// Not sent because an unvalidated address had its share (see [`path::AMPLIFICATION_FACTOR`]).
+    unvalidated_path: u64,
 }
 
 /// One user with at least one session.
@@ -629,10 +633,16 @@ impl Hub {
             tracing::trace!(%from, "dropped datagram for an unknown connection id");
             return;
         };
-        match session.endpoint.handle_datagram(bytes, now) {
-            Ok(()) => {
-                if let Some(previous) = session.on_authenticated_datagram(from) {
-                    tracing::debug!(user = %session.user, %from, ?previous, "client's UDP address learned");
+        match session.endpoint.receive(bytes, now) {
+            Ok(received) => {
+                match session.on_authenticated_datagram(from, received, bytes.len()) {
+                    PathEvent::Moved { previous, challenge } => {
+                        tracing::debug!(user = %session.user, %from, ?previous, challenge, "client's UDP address moved");
+                    }
+                    PathEvent::Ignored => {
+                        tracing::trace!(%from, "an older packet number from another address does not move the path");
+                    }
+                    PathEvent::Same => {}
                 }
                 Self::mark_dirty(&mut self.dirty, header.connection_id, session);
             }
@@ -726,22 +736,40 @@ impl Hub {
         // While the client prefers TCP the endpoint only answers (see `session`); what it would send otherwise is
         // dropped here, which the engine treats as loss.
         let may_send = s.may_send_datagrams();
-        loop {
-            match s.endpoint.poll_datagram(now, &mut self.send_buf) {
-                Ok(true) => {
-                    // Before the first datagram authenticates there is no address: the packet is dropped and the
-                    // engine retransmits its content later, as after any loss.
-                    if let Some(addr) = s.udp_addr().filter(|_| may_send) {
-                        if let Err(error) = self.udp.try_send_to(&self.send_buf, addr) {
-                            self.drops.send_failed += 1;
-                            tracing::trace!(%error, %addr, "datagram not sent");
+        let mut refused = false;
+        for pass in 0..2 {
+            if pass == 1 {
+                if !refused {
+                    break;
+                }
+                // An unvalidated address refused a datagram larger than its share (data was waiting when the client
+                // moved), and the engine's ping rode in that datagram. Ask for a lone ping, small enough to fit, so
+                // the challenge still reaches the new address; the refused data comes again once it is validated.
+                s.endpoint.ping();
+            }
+            loop {
+                match s.endpoint.poll_datagram(now, &mut self.send_buf) {
+                    Ok(true) => {
+                        // Before the first datagram authenticates there is no address, and an unvalidated address
+                        // gets only its share (see `path`): the packet is dropped and the engine retransmits its
+                        // content later, as after any loss.
+                        let destination = if may_send { s.udp_destination(self.send_buf.len()) } else { None };
+                        if destination.is_none() && may_send && s.udp_addr().is_some() {
+                            self.drops.unvalidated_path += 1;
+                            refused = true;
+                        }
+                        if let Some(addr) = destination {
+                            if let Err(error) = self.udp.try_send_to(&self.send_buf, addr) {
+                                self.drops.send_failed += 1;
+                                tracing::trace!(%error, %addr, "datagram not sent");
+                            }
                         }
                     }
-                }
-                Ok(false) => break,
-                Err(error) => {
-                    tracing::warn!(%error, user = %s.user, "could not seal a datagram");
-                    break;
+                    Ok(false) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, user = %s.user, "could not seal a datagram");
+                        break;
+                    }
                 }
             }
         }
@@ -775,6 +803,7 @@ impl Hub {
             unknown_connection = d.unknown_connection,
             failed_to_open = d.failed_to_open,
             send_failed = d.send_failed,
+            unvalidated_path = d.unvalidated_path,
             "hub stopped (datagrams dropped, by reason)"
         );
     }

@@ -9,9 +9,10 @@
 //! asked for TCP; TCP before that, and whenever the client asks for it (`UseTransport`). Answers to the client's
 //! own chat messages always go back on the transport the message came on.
 //!
-//! The UDP address is learned, never announced: it is the source of the most recent datagram that *authenticated*
-//! under this session's key. A forged packet cannot redirect the session, but a client that changes networks (a
-//! laptop leaving Wi-Fi for a phone hotspot) keeps chatting, as QUIC and WireGuard allow.
+//! The UDP address is learned, never announced: it is the source of the datagram with the highest packet number
+//! that *authenticated* under this session's key. A forged packet cannot redirect the session, nor can a delayed
+//! one, and a new address gets little traffic until it proves that it receives (see [`super::path`]); a client
+//! that changes networks (a laptop leaving Wi-Fi for a phone hotspot) keeps chatting, as QUIC and WireGuard allow.
 //!
 //! ## Switching to TCP loses nothing
 //!
@@ -46,7 +47,7 @@ use std::time::Duration;
 
 use chatlab_proto::chat::{ChatMessage, ChatPayload, StreamMap, Target, Username};
 use chatlab_proto::control::{ServerMessage, Transport};
-use chatlab_proto::endpoint::Endpoint;
+use chatlab_proto::endpoint::{Endpoint, Received};
 use chatlab_proto::engine::SendError;
 use std::sync::Arc;
 
@@ -56,6 +57,7 @@ use super::input::{CloseReason, KillSwitch, Refusal};
 use super::outbox::{
     ControlQueue, MAX_SESSION_QUEUE_BYTES, QueueFull, chat_message_charge, control_charge, datagram_charge,
 };
+use super::path::{PathEvent, UdpPath};
 use crate::storage::{MessageId, UserId};
 
 /// Capacity of an empty backlog or in-flight table kept after a burst; beyond it the memory is given back, so an
@@ -131,7 +133,7 @@ pub struct Session {
     pub endpoint: Endpoint,
     out: ControlQueue,
     kill: Arc<KillSwitch>,
-    udp_addr: Option<SocketAddr>,
+    path: UdpPath,
     udp_confirmed: bool,
     preferred: Transport,
     streams: StreamMap,
@@ -199,7 +201,7 @@ impl Session {
             endpoint: new.endpoint,
             out: ControlQueue::new(new.out),
             kill: new.kill,
-            udp_addr: None,
+            path: UdpPath::default(),
             udp_confirmed: false,
             preferred: Transport::Udp,
             streams: StreamMap::new(),
@@ -224,26 +226,41 @@ impl Session {
 
     /// The transport this session's pushes take now.
     pub fn push_transport(&self) -> Transport {
-        if self.preferred == Transport::Udp && self.udp_confirmed && self.udp_addr.is_some() {
+        if self.preferred == Transport::Udp && self.udp_confirmed && self.path.current().is_some() {
             Transport::Udp
         } else {
             Transport::Tcp
         }
     }
 
-    /// The address datagrams go to, once one has authenticated.
+    /// The address datagrams go to, once one has authenticated, validated or not.
     pub fn udp_addr(&self) -> Option<SocketAddr> {
-        self.udp_addr
+        self.path.current()
     }
 
-    /// Records the source of a datagram that authenticated. Returns the previous address when it changed.
-    pub fn on_authenticated_datagram(&mut self, from: SocketAddr) -> Option<Option<SocketAddr>> {
+    /// Whether the address datagrams go to has proved that it receives them.
+    #[cfg(test)]
+    pub fn udp_addr_validated(&self) -> bool {
+        self.path.is_validated()
+    }
+
+    /// Where to send a sealed datagram of `len` bytes; `None` before the first datagram authenticated or while an
+    /// unvalidated address has had its share (see [`UdpPath::destination`]).
+    pub fn udp_destination(&mut self, len: usize) -> Option<SocketAddr> {
+        self.path.destination(len)
+    }
+
+    /// Records the source of a datagram of `len` bytes that authenticated and that the endpoint reported as
+    /// `received`. A move to an address not validated before sends it a ping: the challenge of [`super::path`].
+    pub fn on_authenticated_datagram(&mut self, from: SocketAddr, received: Received, len: usize) -> PathEvent {
         self.udp_confirmed = true;
         self.udp_news = true;
-        if self.udp_addr == Some(from) {
-            return None;
+        let (next, acked) = (self.endpoint.next_packet_number(), self.endpoint.largest_acked());
+        let event = self.path.on_datagram(from, received, len, next, acked);
+        if let PathEvent::Moved { challenge: true, .. } = event {
+            self.endpoint.ping();
         }
-        Some(self.udp_addr.replace(from))
+        event
     }
 
     /// The client's `UseTransport`. Switching to UDP waits for a fresh authenticated datagram, because the address
@@ -482,6 +499,12 @@ mod tests {
 
     const SECRET: [u8; 32] = [3; 32];
 
+    /// A 50-byte datagram from `from` carrying the highest packet number so far.
+    fn arrive(s: &mut Session, from: SocketAddr) -> PathEvent {
+        let packet_number = s.endpoint.engine().stats().received.packets;
+        s.on_authenticated_datagram(from, Received { packet_number, highest: true }, 50)
+    }
+
     fn name(raw: &str) -> Username {
         Username::parse(raw).unwrap()
     }
@@ -523,14 +546,14 @@ mod tests {
         assert_eq!(s.push_transport(), Transport::Tcp);
         let a = SocketAddr::from(([127, 0, 0, 1], 1000));
         let b = SocketAddr::from(([127, 0, 0, 1], 2000));
-        assert_eq!(s.on_authenticated_datagram(a), Some(None));
-        assert_eq!(s.on_authenticated_datagram(a), None);
+        assert_eq!(arrive(&mut s, a), PathEvent::Moved { previous: None, challenge: true });
+        assert_eq!(arrive(&mut s, a), PathEvent::Same);
         assert_eq!(s.push_transport(), Transport::Udp);
         s.use_transport(Transport::Tcp).unwrap();
         assert_eq!(s.push_transport(), Transport::Tcp);
         s.use_transport(Transport::Udp).unwrap();
         assert_eq!(s.push_transport(), Transport::Tcp, "waits for a fresh datagram");
-        assert_eq!(s.on_authenticated_datagram(b), Some(Some(a)));
+        assert_eq!(arrive(&mut s, b), PathEvent::Moved { previous: Some(a), challenge: true });
         assert_eq!((s.push_transport(), s.udp_addr()), (Transport::Udp, Some(b)));
     }
 
@@ -592,7 +615,7 @@ mod tests {
     #[test]
     fn udp_pushes_wait_in_the_backlog_and_private_ones_await_receipts() {
         let (mut s, _rx, _kill) = session(1, 8);
-        s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
+        arrive(&mut s, SocketAddr::from(([127, 0, 0, 1], 1000)));
         let t = Duration::ZERO;
         let private = msg(11, "ann", Target::User(name("bob")));
         let bytes = ChatPayload::Message(private.clone()).encode().unwrap();
@@ -634,7 +657,7 @@ mod tests {
     fn a_udp_reader_that_acknowledges_nothing_is_too_slow_within_its_byte_budget() {
         const BUDGET: usize = 64 * 1024;
         let (mut s, _rx, _kill) = session_with_budget(4, 8, BUDGET);
-        s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
+        arrive(&mut s, SocketAddr::from(([127, 0, 0, 1], 1000)));
         let mut accepted = 0;
         loop {
             let m = long_message(accepted + 1);
@@ -672,7 +695,7 @@ mod tests {
     #[test]
     fn acknowledgements_give_the_bytes_back() {
         let (mut s, _rx, _kill) = session(2, 8);
-        s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
+        arrive(&mut s, SocketAddr::from(([127, 0, 0, 1], 1000)));
         let t = Duration::ZERO;
         for id in 1..=5 {
             let m = msg(id, "ann", Target::User(name("bob")));
@@ -699,7 +722,7 @@ mod tests {
     #[test]
     fn messages_stranded_in_the_udp_engine_are_pushed_again_over_tcp() {
         let (mut s, mut rx, _kill) = session(1, 16);
-        s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
+        arrive(&mut s, SocketAddr::from(([127, 0, 0, 1], 1000)));
         let t = Duration::ZERO;
         let private = msg(11, "ann", Target::User(name("bob")));
         let world = msg(12, "ann", Target::World);
@@ -730,7 +753,7 @@ mod tests {
         assert_eq!(receipts_in_flight(&s), 1, "an acknowledgement of the UDP copy still counts as delivery");
         // While pushes use TCP, the endpoint only answers: silent unless something new happened this round.
         assert!(!s.may_send_datagrams());
-        s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
+        arrive(&mut s, SocketAddr::from(([127, 0, 0, 1], 1000)));
         assert!(s.may_send_datagrams() && !s.may_send_datagrams());
     }
 
@@ -738,21 +761,21 @@ mod tests {
     fn udp_idle_moves_pushes_to_tcp_until_a_datagram_returns() {
         let (mut s, mut rx, _kill) = session(8, 8);
         let addr = SocketAddr::from(([127, 0, 0, 1], 1000));
-        s.on_authenticated_datagram(addr);
+        arrive(&mut s, addr);
         let m = msg(1, "ann", Target::World);
         let bytes = ChatPayload::Message(m.clone()).encode().unwrap();
         s.deliver_message(&m, Some(&bytes), Duration::ZERO).unwrap();
         s.udp_went_quiet().unwrap();
         assert_eq!(s.push_transport(), Transport::Tcp);
         assert_eq!(rx.try_recv().unwrap(), ServerMessage::Chat(m), "the unacknowledged push moved to TCP");
-        s.on_authenticated_datagram(addr);
+        arrive(&mut s, addr);
         assert_eq!(s.push_transport(), Transport::Udp, "the client's preference was kept");
     }
 
     #[test]
     fn repushing_into_a_full_control_queue_is_too_slow() {
         let (mut s, _rx, _kill) = session(1, 1);
-        s.on_authenticated_datagram(SocketAddr::from(([127, 0, 0, 1], 1000)));
+        arrive(&mut s, SocketAddr::from(([127, 0, 0, 1], 1000)));
         for id in 1..=2 {
             let m = msg(id, "ann", Target::World);
             let bytes = ChatPayload::Message(m.clone()).encode().unwrap();

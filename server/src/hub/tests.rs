@@ -510,3 +510,151 @@ async fn a_client_that_never_reads_is_closed_before_its_queue_outgrows_the_byte_
     rig.hub.service_dirty();
     assert!(matches!(cat.drain().as_slice(), [ServerMessage::Chat(c)] if c.id == sent + 1));
 }
+
+/// A client endpoint for `member`'s session, made from its grant; the tests hand its datagrams to the hub as if
+/// they came from one address or another.
+struct Roamer {
+    endpoint: chatlab_proto::endpoint::Endpoint,
+    clock: Duration,
+    wire: Vec<u8>,
+}
+
+impl Roamer {
+    fn for_member(member: &mut Member) -> Self {
+        let grant = member.drain().into_iter().find_map(|m| match m {
+            ServerMessage::SessionGrant { connection_id, key_material, .. } => Some((connection_id, key_material)),
+            _ => None,
+        });
+        let (cid, key) = grant.expect("the grant is queued at login");
+        let endpoint = chatlab_proto::endpoint::Endpoint::new(
+            key.expose(),
+            cid,
+            chatlab_proto::datagram::Role::Client,
+            chatlab_proto::engine::EngineConfig::default(),
+            Duration::ZERO,
+        )
+        .unwrap();
+        Self { endpoint, clock: Duration::ZERO, wire: Vec::new() }
+    }
+
+    /// The next datagram the client sends: a ping, or whatever is due (an ack) once a second has passed.
+    fn next_datagram(&mut self) -> Vec<u8> {
+        self.clock += Duration::from_secs(1);
+        if !self.endpoint.poll_datagram(self.clock, &mut self.wire).unwrap() {
+            self.endpoint.ping();
+            assert!(self.endpoint.poll_datagram(self.clock, &mut self.wire).unwrap());
+        }
+        self.wire.clone()
+    }
+
+    /// Reads the hub's next datagram on `socket` into the client's endpoint.
+    async fn receive_on(&mut self, socket: &UdpSocket) {
+        let mut buf = [0u8; 2048];
+        let (len, _) = tokio::time::timeout(Duration::from_secs(10), socket.recv_from(&mut buf))
+            .await
+            .expect("the hub sends to this address")
+            .unwrap();
+        self.endpoint.handle_datagram(&buf[..len], self.clock).unwrap();
+    }
+}
+
+/// Waits until the hub's socket is known to be writable: a fresh tokio socket refuses `try_send_to` until the
+/// reactor has seen it ready, and these tests drive the hub without its run loop.
+async fn hub_socket_ready(rig: &Rig) {
+    rig.hub.udp.writable().await.unwrap();
+}
+
+async fn local_socket() -> (UdpSocket, std::net::SocketAddr) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
+}
+
+#[tokio::test]
+async fn a_delayed_datagram_from_an_old_address_does_not_move_the_session() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 16);
+    let mut client = Roamer::for_member(&mut ann);
+    let ((_old, old), (_new, new)) = (local_socket().await, local_socket().await);
+    let sent: Vec<Vec<u8>> = (0..3).map(|_| client.next_datagram()).collect();
+    rig.hub.handle_datagram(&sent[0], old);
+    rig.hub.handle_datagram(&sent[2], new);
+    // Packet 1 left the old socket before packet 2 left the new one, but arrives last: authentic, new to the
+    // replay window, and read, but it speaks for where the client was.
+    rig.hub.handle_datagram(&sent[1], old);
+    rig.hub.service_dirty();
+    let session = rig.hub.sessions.get(&ann.session.cid).unwrap();
+    assert_eq!(session.udp_addr(), Some(new));
+    assert_eq!(session.endpoint.stats().received.packets, 3, "the delayed datagram was still read");
+}
+
+#[tokio::test]
+async fn a_new_address_is_limited_until_it_acknowledges_the_challenge_sent_to_it() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 16);
+    let mut client = Roamer::for_member(&mut ann);
+    let ((old_socket, old), (new_socket, new)) = (local_socket().await, local_socket().await);
+    let cid = ann.session.cid;
+    let validated = |rig: &Rig| rig.hub.sessions.get(&cid).unwrap().udp_addr_validated();
+
+    // The first address is challenged too: the login over TCP says nothing about which UDP address is the client's.
+    hub_socket_ready(&rig).await;
+    let first = client.next_datagram();
+    rig.hub.handle_datagram(&first, old);
+    rig.hub.service_dirty();
+    assert!(!validated(&rig));
+    client.receive_on(&old_socket).await;
+    let answer = client.next_datagram();
+    rig.hub.handle_datagram(&answer, old);
+    assert!(validated(&rig), "the acknowledged challenge validates the first address");
+
+    // The client moves: its next datagram, the highest so far, comes from a new socket. A long push for ann is
+    // waiting in the same round: its datagram is far more than three times the client's small one.
+    let bob = login(&mut rig, "bob", 2, 16);
+    let moved = client.next_datagram();
+    rig.hub.handle_datagram(&moved, new);
+    rig.hub.handle_input(committed_text(bob.session, 20, &"x".repeat(600)));
+    rig.hub.service_dirty();
+    assert_eq!(rig.hub.sessions.get(&cid).unwrap().udp_addr(), Some(new));
+    assert!(!validated(&rig), "the new address has not yet proved that it receives");
+    assert!(rig.hub.drops.unvalidated_path > 0, "the long push did not fit the new address's share");
+    // The challenge still reaches the new address, in a lone ping.
+    client.receive_on(&new_socket).await;
+    let answer = client.next_datagram();
+    rig.hub.handle_datagram(&answer, new);
+    assert!(validated(&rig), "the challenge sent to the new address was acknowledged from it");
+}
+
+#[tokio::test]
+async fn a_copied_datagram_from_an_attackers_address_gets_a_challenge_and_little_traffic() {
+    let mut rig = rig(8, GENEROUS).await;
+    let mut ann = login(&mut rig, "ann", 1, 16);
+    let mut client = Roamer::for_member(&mut ann);
+    let ((real_socket, real), (_attacker_socket, attacker)) = (local_socket().await, local_socket().await);
+    let cid = ann.session.cid;
+    hub_socket_ready(&rig).await;
+    let first = client.next_datagram();
+    rig.hub.handle_datagram(&first, real);
+    rig.hub.service_dirty();
+    client.receive_on(&real_socket).await;
+    let answer = client.next_datagram();
+    rig.hub.handle_datagram(&answer, real);
+    assert!(rig.hub.sessions.get(&cid).unwrap().udp_addr_validated());
+
+    // The attacker races a copy of the client's next datagram ahead of the original.
+    let next = client.next_datagram();
+    rig.hub.handle_datagram(&next, attacker);
+    rig.hub.handle_datagram(&next, real);
+    assert_eq!(rig.hub.sessions.get(&cid).unwrap().udp_addr(), Some(attacker), "the copy arrived first");
+    // A push for ann now is more than three times the attacker's one small datagram: it is not sent there.
+    let bob = login(&mut rig, "bob", 2, 16);
+    rig.hub.handle_input(committed_text(bob.session, 20, &"x".repeat(300)));
+    rig.hub.service_dirty();
+    assert!(rig.hub.drops.unvalidated_path > 0, "the unvalidated address got only its share");
+    // The real client carries on from its own address, with a higher packet number: the path moves back to the
+    // address it validated before, with no new challenge.
+    let later = client.next_datagram();
+    rig.hub.handle_datagram(&later, real);
+    let session = rig.hub.sessions.get(&cid).unwrap();
+    assert_eq!((session.udp_addr(), session.udp_addr_validated()), (Some(real), true));
+}

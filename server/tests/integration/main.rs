@@ -13,6 +13,7 @@ mod hostile_chat;
 mod hostile_datagrams;
 mod limits;
 mod liveness;
+mod paths;
 mod resend;
 mod restart;
 mod robustness;

@@ -531,6 +531,24 @@ impl UdpClient {
         self.epoch.elapsed()
     }
 
+    /// Moves the client to a fresh socket (a new port, as after a NAT rebinding) and returns the old one.
+    pub async fn move_to_new_socket(&mut self) -> UdpSocket {
+        std::mem::replace(&mut self.socket, UdpSocket::bind("127.0.0.1:0").await.unwrap())
+    }
+
+    /// A sealed ping that is *not* sent: the caller delivers it later, as a network that delays a datagram would.
+    pub fn hold_back_a_datagram(&mut self) -> Vec<u8> {
+        self.endpoint.ping();
+        let mut held = Vec::new();
+        assert!(self.endpoint.poll_datagram(self.now(), &mut held).unwrap(), "a ping is always sendable");
+        held
+    }
+
+    /// The server's UDP address.
+    pub fn server_udp(&self) -> SocketAddr {
+        self.server
+    }
+
     /// Sends raw bytes to the server's UDP port (garbage tests).
     pub async fn send_raw(&self, bytes: &[u8]) {
         self.socket.send_to(bytes, self.server).await.unwrap();
