@@ -54,6 +54,7 @@
 //! the fan-out traffic; the storage keeps no per-reader state for them either.
 
 pub mod dedup;
+pub mod heap_trim;
 pub mod input;
 pub mod outbox;
 pub mod path;
@@ -161,6 +162,8 @@ pub struct Hub {
     refused: LogSummary<ErrorCode>,
     /// Sessions closed by the server, by reason, for the summary lines.
     closed: LogSummary<CloseReason>,
+    /// When to give freed memory back to the OS after many sessions ended.
+    heap_trim: heap_trim::HeapTrim,
 }
 
 impl Hub {
@@ -186,6 +189,7 @@ impl Hub {
             dedup,
             refused: LogSummary::new(REFUSAL_LOG_INTERVAL),
             closed: LogSummary::new(REFUSAL_LOG_INTERVAL),
+            heap_trim: heap_trim::HeapTrim::default(),
         }
     }
 
@@ -676,6 +680,9 @@ impl Hub {
             } else {
                 break;
             }
+        }
+        if self.heap_trim.should_trim(self.sessions.len(), Instant::now()) {
+            heap_trim::trim_in_background();
         }
         if self.timers.needs_rebuild(self.sessions.len()) {
             let live = self.sessions.iter().filter_map(|(&cid, s)| s.timer_at.map(|at| (at, cid, s.serial)));
