@@ -13,8 +13,16 @@ use super::Target;
 pub const WORLD_STREAM: u32 = 0;
 
 /// One-to-one conversations one connection numbers at most; past it they share streams round-robin, which only
-/// costs ordering independence, never correctness. The engine's receiver accepts up to 65 536 streams.
-pub const MAX_CONVERSATION_STREAMS: u32 = 60_000;
+/// costs ordering independence, never correctness. The receiver pays a record for every stream it has seen from its
+/// budget, for the connection's life ([`STREAM_COST`](crate::engine::budget::STREAM_COST) bytes each): these 1 023
+/// and the world room's make 1 024 streams, a quarter of the default budget, so an honest sender talking to a whole
+/// school never exceeds it.
+pub const MAX_CONVERSATION_STREAMS: u32 = 1023;
+
+const _: () = assert!(
+    (MAX_CONVERSATION_STREAMS as usize + 1) * crate::engine::budget::STREAM_COST
+        <= crate::engine::budget::DEFAULT_RECEIVE_BUDGET / 4
+);
 
 /// Assigns stream numbers to conversations.
 #[derive(Debug, Default, Clone)]
