@@ -121,12 +121,10 @@ async fn greet(mut stream: TcpStream, peer: SocketAddr, config: &ClientConfig) -
     let counters = Arc::new(TcpCounters::default());
     let mut initiator = Initiator::new().map_err(|err| handshake_error(server, err.to_string()))?;
     let msg1 = initiator.start().map_err(|err| handshake_error(server, err.to_string()))?;
-    stream.write_all(&msg1).await.map_err(|err| unreachable(server, err.to_string()))?;
+    stream.write_all(&msg1).await.map_err(|err| closed_during_handshake(server, &err))?;
     counters.bytes_sent.fetch_add(msg1.len() as u64, Ordering::Relaxed);
     let mut msg2 = [0u8; HANDSHAKE_MSG2_LEN];
-    stream.read_exact(&mut msg2).await.map_err(|err| {
-        handshake_error(server, format!("the server closed the connection during the handshake ({err})"))
-    })?;
+    stream.read_exact(&mut msg2).await.map_err(|err| closed_during_handshake(server, &err))?;
     counters.bytes_received.fetch_add(msg2.len() as u64, Ordering::Relaxed);
     let (mut noise, key) = initiator.finish(&msg2).map_err(|err| handshake_error(server, err.to_string()))?;
     let pinned_now = check_pin(server, &key, &config.known_servers_path)?;
@@ -317,6 +315,19 @@ pub(crate) fn variant_name(message: &ServerMessage) -> &'static str {
         ServerMessage::Pong { .. } => "Pong",
         ServerMessage::LoggedOut => "LoggedOut",
     }
+}
+
+/// The server accepted the TCP connection and then closed or reset it before the handshake finished. That is how a
+/// chatlab server refuses a connection it will not spend cryptography on (too many from this address, new ones
+/// started too fast, or the server is full), so the text names those causes rather than "unreachable".
+fn closed_during_handshake(server: &str, err: &std::io::Error) -> ClientError {
+    handshake_error(
+        server,
+        format!(
+            "the server closed the connection during the handshake ({err}); a chatlab server does this when this \
+             address holds too many connections or opens them too fast, or when it is full: wait a moment and retry"
+        ),
+    )
 }
 
 fn unreachable(server: &str, reason: String) -> ClientError {
