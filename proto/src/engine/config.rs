@@ -141,7 +141,9 @@ pub enum ConfigError {
     MessageTooLarge(usize),
     #[error("keepalive must be shorter than idle_timeout")]
     Keepalive,
-    #[error("receive_budget {budget} is too small: at least {min} bytes, half of it enough for the largest message")]
+    #[error(
+        "receive_budget {budget} is too small: at least {min} bytes, a quarter of it enough for the largest message"
+    )]
     BudgetTooSmall { budget: usize, min: usize },
     #[error("stall_timeout must be longer than idle_timeout")]
     StallTimeout,
@@ -171,7 +173,7 @@ impl EngineConfig {
         if self.keepalive >= self.idle_timeout {
             return Err(ConfigError::Keepalive);
         }
-        let min_budget = MIN_RECEIVE_BUDGET.max(self.largest_message_cost().saturating_mul(2));
+        let min_budget = MIN_RECEIVE_BUDGET.max(self.largest_message_cost().saturating_mul(4));
         if self.receive_budget < min_budget {
             return Err(ConfigError::BudgetTooSmall { budget: self.receive_budget, min: min_budget });
         }
@@ -182,8 +184,8 @@ impl EngineConfig {
     }
 
     /// What the largest legal message costs the receiver's budget while it is reassembled: a new conversation's
-    /// record, the message's bookkeeping and every one of its smallest legal pieces. The half of the budget kept
-    /// free of waiting data must hold it, so the next expected message always fits.
+    /// record, the message's bookkeeping and every one of its smallest legal pieces. The quarter of the budget kept
+    /// for next messages must hold it, so the next expected message can always be reassembled.
     pub fn largest_message_cost(&self) -> usize {
         let pieces = usize::from(max_fragments(self.max_message_bytes));
         (STREAM_COST + PARTIAL_COST + pieces * PIECE_COST).saturating_add(self.max_message_bytes)
@@ -226,7 +228,7 @@ mod tests {
             (EngineConfig { keepalive: base.idle_timeout, ..base.clone() }, ConfigError::Keepalive),
             (
                 EngineConfig { receive_budget: 1000, ..base.clone() },
-                ConfigError::BudgetTooSmall { budget: 1000, min: MIN_RECEIVE_BUDGET },
+                ConfigError::BudgetTooSmall { budget: 1000, min: 4 * base.largest_message_cost() },
             ),
             (EngineConfig { stall_timeout: base.idle_timeout, ..base.clone() }, ConfigError::StallTimeout),
         ];

@@ -37,8 +37,9 @@ pub enum ConnectionError {
     /// A message's fragments add up to more than the largest message allowed.
     #[error("message {stream}/{seq} is larger than the {max}-byte maximum")]
     MessageTooLarge { stream: u32, seq: u64, max: usize },
-    /// The peer needed more memory than the whole receive budget, for data that could not be refused.
-    #[error("the peer made this side hold more than its {budget}-byte receive budget")]
+    /// The peer opened more conversations than the records' share of the receive budget holds (each record is kept
+    /// for the connection's life, so it cannot be dropped and asked for again like data).
+    #[error("the peer opened more conversations than a {budget}-byte receive budget keeps records for")]
     BudgetExceeded { budget: usize },
     /// An incomplete message, or a gap in a conversation, waited longer than the stall timeout: the sender stopped
     /// sending what it owes while still sending other things.

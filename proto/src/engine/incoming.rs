@@ -29,12 +29,13 @@
 //!   sender stopped sending what it owes while it keeps sending other things.
 //!
 //! Breaking one of them is a [`ConnectionError`]: the engine ends the connection rather than grow or guess.
-//! Data that can wait and does not fit right now is merely dropped unacknowledged, and comes again.
+//! Data that does not fit its share of the budget right now is merely dropped unacknowledged, and comes again; the
+//! next expected message of a conversation, once started, has its room reserved and always finishes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use super::budget::{Budget, HELD_COST, MARK_COST, PARTIAL_COST, PIECE_COST, STREAM_COST};
+use super::budget::{Budget, HELD_COST, MARK_COST, PARTIAL_COST, PIECE_COST, STREAM_COST, Share};
 use super::config::{MIN_FRAGMENT_BYTES, Ordering};
 use super::connection_error::ConnectionError;
 
@@ -93,8 +94,47 @@ struct Partial {
     bytes: usize,
     /// Budget charged for this message (bookkeeping, pieces and data), refunded when it completes.
     charged: usize,
+    /// The share of the budget it is charged to.
+    share: PartialShare,
     /// When its first fragment arrived.
     since: Duration,
+}
+
+/// Which share of the budget an incomplete message is charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartialShare {
+    /// Beyond the next expected message: dropped when the share is full.
+    Waiting,
+    /// The next expected message, with what is left of its reservation.
+    Next { reserved: usize },
+}
+
+impl Partial {
+    /// Pays `cost` from this next message's reservation.
+    fn draw(&mut self, budget: &mut Budget, cost: usize) {
+        if let PartialShare::Next { reserved } = &mut self.share {
+            debug_assert!(cost <= *reserved, "a legal message never needs more than the largest");
+            let cost = cost.min(*reserved);
+            *reserved -= cost;
+            budget.draw(cost);
+            self.charged += cost;
+        }
+    }
+}
+
+/// Where one fragment's cost goes (see [`Incoming::on_fragment`]).
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    /// Nothing to pay: a whole next message, or the last piece of the next message.
+    Free,
+    /// From the waiting share.
+    Waiting(usize),
+    /// The first piece of the next message: reserve the largest message, then pay from it.
+    StartNext,
+    /// A message that waited and is the next one now: move it to the next share with a reservation, then pay.
+    PromoteThenDraw,
+    /// Another piece of the next message: pay from its reservation.
+    Draw,
 }
 
 #[derive(Debug, Default)]
@@ -133,6 +173,8 @@ enum Waiter {
 pub struct Incoming {
     limits: IncomingLimits,
     max_fragments: u16,
+    /// What the largest legal message costs while it is reassembled: the reservation of a next message.
+    largest_partial_cost: usize,
     partials: HashMap<(u32, u64), Partial>,
     streams: HashMap<u32, RecvStream>,
     /// Everything that waits for missing data, oldest first.
@@ -144,6 +186,7 @@ impl Incoming {
     pub fn new(limits: IncomingLimits) -> Self {
         Self {
             max_fragments: max_fragments(limits.max_message_bytes),
+            largest_partial_cost: largest_partial_cost(limits.max_message_bytes),
             limits,
             partials: HashMap::new(),
             streams: HashMap::new(),
@@ -222,73 +265,122 @@ impl Incoming {
             }
         }
 
-        // The cost of keeping this fragment. A whole message that is the next expected one is handed over at
-        // once and costs nothing; one held back, or marked as delivered ahead, costs its entry (and its data).
-        let cost = stream_cost
-            + match (count, partial) {
-                (1, _) if is_next => 0,
-                (1, _) => match self.limits.ordering {
-                    Ordering::InOrder => HELD_COST + data.len(),
-                    Ordering::Unordered => MARK_COST,
-                },
-                (_, None) => PARTIAL_COST + PIECE_COST + data.len(),
-                (_, Some(_)) => PIECE_COST + data.len(),
-            };
-        if is_next {
-            if !self.budget.fits(cost) {
-                return Err(ConnectionError::BudgetExceeded { budget: self.budget.limit() });
-            }
-        } else if !self.budget.fits_ahead(cost) {
+        // A new conversation's record comes first: it is what an attacker opening conversation after conversation
+        // spends, and running out of it ends the connection.
+        if stream_cost > 0 && !self.budget.fits(Share::Records, stream_cost) {
+            return Err(ConnectionError::BudgetExceeded { budget: self.budget.limit() });
+        }
+        let piece_cost = PIECE_COST + data.len();
+        let completes = partial.map_or(count == 1, |p| p.pieces.len() + 1 == usize::from(p.count));
+        // Where this fragment's cost goes, decided before anything changes. A fragment that does not fit is
+        // dropped unacknowledged and comes again.
+        let plan = match (count, partial) {
+            // A whole next message is handed over at once and costs nothing.
+            (1, _) if is_next => Plan::Free,
+            (1, _) => Plan::Waiting(self.keep_cost(data.len())),
+            (_, None) if is_next => Plan::StartNext,
+            (_, None) => Plan::Waiting(PARTIAL_COST + piece_cost),
+            (_, Some(p)) => match p.share {
+                PartialShare::Next { .. } => Plan::Draw,
+                // The last piece of a message that is the next one now frees more than it costs.
+                PartialShare::Waiting if is_next && completes => Plan::Free,
+                PartialShare::Waiting if is_next => Plan::PromoteThenDraw,
+                PartialShare::Waiting => Plan::Waiting(piece_cost),
+            },
+        };
+        let fits = match plan {
+            Plan::Free | Plan::Draw => true,
+            Plan::Waiting(cost) => self.budget.fits(Share::Waiting, cost),
+            Plan::StartNext => self.budget.fits(Share::Next, self.largest_partial_cost),
+            Plan::PromoteThenDraw => self.budget.fits(Share::Next, self.largest_partial_cost),
+        };
+        if !fits {
             return Ok(FragmentOutcome::Dropped);
         }
 
-        self.budget.charge(stream_cost);
+        self.budget.charge(Share::Records, stream_cost);
         self.streams.entry(stream).or_default();
         if count == 1 {
-            self.budget.charge(cost - stream_cost);
-            self.complete(stream, seq, data.to_vec(), cost - stream_cost, now, out);
+            let keep = match plan {
+                Plan::Waiting(cost) => cost,
+                _ => 0,
+            };
+            self.budget.charge(Share::Waiting, keep);
+            self.complete(stream, seq, data.to_vec(), keep, now, out);
             return Ok(FragmentOutcome::Completed);
         }
 
+        let largest = self.largest_partial_cost;
+        let budget = &mut self.budget;
         let partial = self.partials.entry(key).or_insert_with(|| Partial {
             count,
             pieces: Vec::new(),
             bytes: 0,
             charged: 0,
+            share: PartialShare::Waiting,
             since: now,
         });
         if partial.pieces.is_empty() {
             self.waiting.insert((now, Waiter::Partial { stream, seq }));
         }
+        match plan {
+            Plan::Waiting(cost) => {
+                budget.charge(Share::Waiting, cost);
+                partial.charged += cost;
+            }
+            Plan::StartNext => {
+                // The whole largest message is promised now, so this one can always finish.
+                budget.reserve(largest);
+                partial.share = PartialShare::Next { reserved: largest };
+                let cost = PARTIAL_COST + piece_cost;
+                partial.draw(budget, cost);
+            }
+            Plan::PromoteThenDraw => {
+                // A message that waited behind others is the next one now: its charge moves to the next share,
+                // with a reservation for the rest.
+                budget.refund(Share::Waiting, partial.charged);
+                budget.reserve(largest);
+                budget.draw(partial.charged);
+                partial.share = PartialShare::Next { reserved: largest - partial.charged };
+                partial.draw(budget, piece_cost);
+            }
+            Plan::Draw => partial.draw(budget, piece_cost),
+            Plan::Free => {}
+        }
         let at = partial.pieces.partition_point(|(i, _)| *i < index);
         partial.pieces.insert(at, (index, data.to_vec()));
         partial.bytes += data.len();
-        partial.charged += cost - stream_cost;
-        self.budget.charge(cost - stream_cost);
         if partial.pieces.len() < usize::from(partial.count) {
             return Ok(FragmentOutcome::Stored);
         }
 
         let Some(partial) = self.partials.remove(&key) else { return Ok(FragmentOutcome::Stored) };
         self.waiting.remove(&(partial.since, Waiter::Partial { stream, seq }));
+        match partial.share {
+            PartialShare::Waiting => self.budget.refund(Share::Waiting, partial.charged),
+            PartialShare::Next { reserved } => {
+                self.budget.refund(Share::Next, partial.charged);
+                self.budget.release(reserved);
+            }
+        }
         let mut message = Vec::with_capacity(partial.bytes);
         for (_, piece) in partial.pieces {
             message.extend_from_slice(&piece);
         }
-        // The bookkeeping is refunded and the complete message charged in its place (never more: see the
-        // assertions at the top of this module).
-        let keep = if is_next {
-            0
-        } else {
-            match self.limits.ordering {
-                Ordering::InOrder => HELD_COST + message.len(),
-                Ordering::Unordered => MARK_COST,
-            }
-        };
-        self.budget.refund(partial.charged);
-        self.budget.charge(keep);
+        // The bookkeeping was refunded; a message that must wait is charged in its place (never more than the
+        // refund: see the assertions at the top of this module).
+        let keep = if is_next { 0 } else { self.keep_cost(message.len()) };
+        self.budget.charge(Share::Waiting, keep);
         self.complete(stream, seq, message, keep, now, out);
         Ok(FragmentOutcome::Completed)
+    }
+
+    /// What a complete message that must wait costs: held back with its data (in order), or a duplicate mark.
+    fn keep_cost(&self, len: usize) -> usize {
+        match self.limits.ordering {
+            Ordering::InOrder => HELD_COST + len,
+            Ordering::Unordered => MARK_COST,
+        }
     }
 
     /// The checks that need nothing but the fragment itself.
@@ -329,7 +421,7 @@ impl Incoming {
                 if seq == state.next_seq {
                     state.next_seq += 1;
                     while state.delivered_ahead.remove(&state.next_seq) {
-                        self.budget.refund(MARK_COST);
+                        self.budget.refund(Share::Waiting, MARK_COST);
                         state.next_seq += 1;
                     }
                 } else {
@@ -345,7 +437,7 @@ impl Incoming {
                     out.push(Delivery { stream, seq, data: message, waited: Duration::ZERO });
                     state.next_seq += 1;
                     while let Some((data, completed_at)) = state.held.remove(&state.next_seq) {
-                        self.budget.refund(HELD_COST + data.len());
+                        self.budget.refund(Share::Waiting, HELD_COST + data.len());
                         let waited = now.saturating_sub(completed_at);
                         out.push(Delivery { stream, seq: state.next_seq, data, waited });
                         state.next_seq += 1;
@@ -390,6 +482,13 @@ impl Incoming {
         };
         Err(ConnectionError::Stalled { stream, seq, waited, limit: self.limits.stall_timeout })
     }
+}
+
+/// What the largest legal message costs the budget while it is reassembled: its bookkeeping and each of its
+/// smallest legal pieces with their data.
+pub fn largest_partial_cost(max_message_bytes: usize) -> usize {
+    let pieces = usize::from(max_fragments(max_message_bytes));
+    (PARTIAL_COST + pieces * PIECE_COST).saturating_add(max_message_bytes)
 }
 
 /// The most fragments a legal message can have: the largest message cut into pieces of the smallest legal size.
@@ -540,8 +639,9 @@ mod tests {
         while i.on_fragment(0, seq, 0, 1, &big, ms(1), &mut out) == Ok(FragmentOutcome::Completed) {
             seq += 1;
         }
-        assert!(i.accounted_bytes() <= i.budget().ahead_limit());
-        assert!(i.accounted_bytes() + HELD_COST + big.len() > i.budget().ahead_limit());
+        let waiting = i.budget().share_used(Share::Waiting);
+        assert!(waiting <= i.budget().share_limit(Share::Waiting));
+        assert!(waiting + HELD_COST + big.len() > i.budget().share_limit(Share::Waiting));
         assert_eq!(i.on_fragment(0, 0, 0, 1, &big, ms(1), &mut out), Ok(FragmentOutcome::Completed));
         assert_eq!(out.len() as u64, seq, "the next message released everything held behind it");
         assert_eq!(i.accounted_bytes(), STREAM_COST);
@@ -584,21 +684,68 @@ mod tests {
     }
 
     #[test]
-    fn next_expected_messages_on_many_streams_exceed_the_budget_with_an_error() {
+    fn next_messages_on_many_streams_are_held_to_their_share_and_each_started_one_finishes() {
         // Regression: the next expected message of a conversation was exempt from the buffer limit, so a peer
-        // that opened conversations and sent the first fragment of each could grow the receiver without end.
+        // that opened conversations and sent the first fragment of each could grow the receiver without end. And
+        // a review found the opposite danger once it was limited: honest conversations each halfway through a
+        // large message could together exhaust the budget, ending the connection although every one would have
+        // finished. Now each next message reserves the largest message's cost when it starts.
         let mut i = incoming(Ordering::InOrder, 100, 8192);
         let mut out = Vec::new();
         let first = piece(1000, 3);
-        let mut result = Ok(FragmentOutcome::Stored);
-        for stream in 0..u32::MAX {
-            result = i.on_fragment(stream, 0, 0, 8, &first, ms(1), &mut out);
+        let outcomes: Vec<_> =
+            (0..64).map(|stream| i.on_fragment(stream, 0, 0, 9, &first, ms(1), &mut out).unwrap()).collect();
+        let started = outcomes.iter().filter(|o| **o == FragmentOutcome::Stored).count();
+        assert_eq!(started, DEFAULT_RECEIVE_BUDGET / 4 / largest_partial_cost(8192));
+        assert!(outcomes[started..].iter().all(|o| *o == FragmentOutcome::Dropped));
+        assert!(i.accounted_bytes() <= DEFAULT_RECEIVE_BUDGET);
+        // Every started message can finish, whatever arrives in between.
+        for stream in 0..started as u32 {
+            for index in 1..9 {
+                let len = if index == 8 { 100 } else { 1000 };
+                let outcome = i.on_fragment(stream, 0, index, 9, &piece(len, 3), ms(2), &mut out).unwrap();
+                assert_ne!(outcome, FragmentOutcome::Dropped, "stream {stream}, piece {index}");
+            }
+        }
+        assert_eq!(out.len(), started);
+        // And the ones dropped before get their turn now.
+        assert_eq!(i.on_fragment(63, 0, 0, 9, &first, ms(3), &mut out), Ok(FragmentOutcome::Stored));
+    }
+
+    #[test]
+    fn a_waiting_message_that_becomes_the_next_one_is_moved_to_the_next_share() {
+        let mut i = incoming(Ordering::InOrder, 100, 8192);
+        let mut out = Vec::new();
+        i.on_fragment(0, 1, 0, 2, &piece(64, 1), ms(1), &mut out).unwrap();
+        assert!(i.budget().share_used(Share::Waiting) > 0);
+        whole(&mut i, 0, 0, ms(2));
+        assert_eq!(i.on_fragment(0, 1, 1, 3 - 1, &piece(10, 1), ms(3), &mut out), Ok(FragmentOutcome::Completed));
+        assert_eq!(i.accounted_bytes(), STREAM_COST);
+        assert_eq!(i.budget().share_used(Share::Next), 0, "the reservation is given back");
+        // The same with a piece in between, so the move really happens.
+        i.on_fragment(0, 3, 0, 3, &piece(64, 1), ms(4), &mut out).unwrap();
+        whole(&mut i, 0, 2, ms(5));
+        assert_eq!(i.on_fragment(0, 3, 1, 3, &piece(64, 1), ms(6), &mut out), Ok(FragmentOutcome::Stored));
+        assert_eq!(i.budget().share_used(Share::Waiting), 0);
+        assert_eq!(i.budget().share_used(Share::Next), largest_partial_cost(8192));
+        assert_eq!(i.on_fragment(0, 3, 2, 3, &piece(5, 1), ms(7), &mut out), Ok(FragmentOutcome::Completed));
+        assert_eq!(i.accounted_bytes(), STREAM_COST);
+        assert_eq!(i.budget().share_used(Share::Next), 0);
+    }
+
+    #[test]
+    fn endless_new_conversations_exceed_the_records_share_with_an_error() {
+        let mut i = incoming(Ordering::Unordered, 100, 8192);
+        let mut out = Vec::new();
+        let mut result = Ok(FragmentOutcome::Completed);
+        for stream in 0..100_000 {
+            result = i.on_fragment(stream, 0, 0, 1, b"hi", ms(1), &mut out);
             if result.is_err() {
                 break;
             }
-            assert!(i.accounted_bytes() <= DEFAULT_RECEIVE_BUDGET);
         }
         assert_eq!(result, Err(ConnectionError::BudgetExceeded { budget: DEFAULT_RECEIVE_BUDGET }));
+        assert_eq!(i.streams(), DEFAULT_RECEIVE_BUDGET / 4 / STREAM_COST);
     }
 
     #[test]
