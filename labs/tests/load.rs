@@ -133,7 +133,7 @@ async fn connections_over_the_per_address_cap_are_refused_by_reason() {
         // reset or as a close during the handshake); the first one every 10 s is told why (`TooManyConnections`).
         .filter(|row| {
             row.operation == Operation::Connect
-                && ["too many connections", "during the handshake", "reset by peer"]
+                && ["too many connections", "closed the connection", "reset by peer"]
                     .iter()
                     .any(|sign| row.reason.contains(sign))
         })
