@@ -18,6 +18,9 @@
 //! achieved, and the newcomers' times. With `--pid` it adds the server's CPU time during each phase.
 
 #[allow(dead_code)]
+#[path = "support/proc.rs"]
+mod proc;
+#[allow(dead_code)]
 #[path = "../tests/integration/support.rs"]
 mod support;
 
@@ -65,15 +68,6 @@ struct Args {
     /// Prefix of the user names (change it to run again against the same data directory).
     #[arg(long, default_value = "f")]
     prefix: String,
-}
-
-/// The server's CPU time (user + system) in seconds, from `/proc/PID/stat`.
-fn cpu_secs(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -174,10 +168,10 @@ async fn main() {
     }
 
     let phase = Duration::from_secs(args.phase_secs);
-    let cpu_start = args.pid.and_then(cpu_secs);
+    let cpu_start = args.pid.and_then(proc::cpu_secs);
     tokio::time::sleep(phase).await;
     let attack_start = Instant::now();
-    let cpu_attack = args.pid.and_then(cpu_secs);
+    let cpu_attack = args.pid.and_then(proc::cpu_secs);
 
     // The attack runs on a thread and runtime of its own, so that its tasks do not delay the chatters' tasks in
     // this process (which would count against the server in the figures): connections held open, and a paced
@@ -228,7 +222,7 @@ async fn main() {
     let left = (attack_start + phase).saturating_duration_since(Instant::now());
     tokio::time::sleep(left).await;
     let attack_secs = attack_start.elapsed().as_secs_f64();
-    let cpu_end = args.pid.and_then(cpu_secs);
+    let cpu_end = args.pid.and_then(proc::cpu_secs);
     attack_stop.store(true, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     while chatters.join_next().await.is_some() {}

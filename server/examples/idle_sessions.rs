@@ -36,7 +36,8 @@ use clap::Parser;
 use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, watch};
 
-use support::{Grant, RawClient, ensure_accounts, rss_kib};
+use support::proc::rss_kib;
+use support::{Grant, RawClient, ensure_accounts};
 
 /// Interval of the heartbeat `Ping` every session sends, as the real client does (the server closes a connection
 /// that is silent for a minute).

@@ -10,6 +10,8 @@
 //! measured. With `--pid` the example reads the server's resident memory from `/proc/PID/status` before the first
 //! cycle, right after the last, and again after `--settle-secs`, when every session has ended.
 
+#[path = "support/proc.rs"]
+mod proc;
 #[allow(dead_code)]
 #[path = "../tests/integration/support.rs"]
 mod support;
@@ -48,15 +50,8 @@ struct Args {
     prefix: String,
 }
 
-/// The server's resident set size in KiB, from `/proc/PID/status`.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 fn show(label: &str, pid: Option<u32>) -> Option<u64> {
-    let kib = pid.and_then(rss_kib);
+    let kib = pid.and_then(|pid| proc::rss_kib(pid).ok());
     if let Some(kib) = kib {
         println!("{label:<28} VmRSS {:>8.1} MiB", kib as f64 / 1024.0);
     }

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod proc;
+
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -191,17 +193,6 @@ impl RawClient {
         self.send(&ClientMessage::Chat { client_msg_id, to, text: text.into() }).await?;
         Ok(client_msg_id)
     }
-}
-
-/// The resident memory of process `pid`, in KiB (`VmRSS` of `/proc/PID/status`).
-pub fn rss_kib(pid: u32) -> io::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .ok_or_else(|| protocol_error("no VmRSS in /proc status"))
 }
 
 /// The `q` quantile (0..=1) of `samples`, which it sorts.

@@ -3,7 +3,7 @@
 use chatlab_proto::chat::{ChatPayload, Target};
 use chatlab_proto::control::{ClientMessage, ErrorCode, ServerMessage, Transport};
 
-use crate::support::{Client, QUIET, TestServer, name, to_user};
+use crate::support::{Client, QUIET, TestServer, ann_and_bob_on_udp, name, to_user};
 
 #[tokio::test]
 async fn world_message_reaches_every_online_session_on_either_transport() {
@@ -29,12 +29,7 @@ async fn world_message_reaches_every_online_session_on_either_transport() {
 #[tokio::test]
 async fn private_messages_both_ways_over_udp() {
     let server = TestServer::start().await;
-    let ann = Client::user(server.addr, "ann").await;
-    let bob = Client::user(server.addr, "bob").await;
-    let mut ann_udp = ann.udp().await;
-    let mut bob_udp = bob.udp().await;
-    ann_udp.establish().await;
-    bob_udp.establish().await;
+    let (_sessions, mut ann_udp, mut bob_udp) = ann_and_bob_on_udp(server.addr).await;
 
     let sent = ann_udp.send_chat(to_user("bob"), "psst, bob");
     let id = ann_udp.outcome(sent).await.unwrap();

@@ -1,17 +1,12 @@
 //! UDP paths: a client that changes address keeps its session, and a datagram from an old address cannot pull the
 //! session back (see the server's `hub::path`).
 
-use crate::support::{Client, QUIET, TestServer, to_user};
+use crate::support::{QUIET, TestServer, ann_and_bob_on_udp, to_user};
 
 #[tokio::test]
 async fn a_client_that_moves_to_a_new_socket_keeps_chatting_over_udp() {
     let server = TestServer::start().await;
-    let ann = Client::user(server.addr, "ann").await;
-    let bob = Client::user(server.addr, "bob").await;
-    let mut ann_udp = ann.udp().await;
-    let mut bob_udp = bob.udp().await;
-    ann_udp.establish().await;
-    bob_udp.establish().await;
+    let (_sessions, mut ann_udp, mut bob_udp) = ann_and_bob_on_udp(server.addr).await;
 
     let _old = ann_udp.move_to_new_socket().await;
     let sent = ann_udp.send_chat(to_user("bob"), "from my new address");
@@ -29,12 +24,7 @@ async fn a_client_that_moves_to_a_new_socket_keeps_chatting_over_udp() {
 #[tokio::test]
 async fn a_delayed_datagram_from_the_old_address_does_not_redirect_the_session() {
     let server = TestServer::start().await;
-    let ann = Client::user(server.addr, "ann").await;
-    let bob = Client::user(server.addr, "bob").await;
-    let mut ann_udp = ann.udp().await;
-    let mut bob_udp = bob.udp().await;
-    ann_udp.establish().await;
-    bob_udp.establish().await;
+    let (_sessions, mut ann_udp, mut bob_udp) = ann_and_bob_on_udp(server.addr).await;
 
     let delayed = ann_udp.hold_back_a_datagram();
     let old = ann_udp.move_to_new_socket().await;

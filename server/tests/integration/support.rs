@@ -489,6 +489,18 @@ impl Client {
     }
 }
 
+/// Two logged-in users, ann and bob, each with an established UDP path: the start of every UDP chat test. The
+/// control clients are returned too, because dropping one ends its session.
+pub async fn ann_and_bob_on_udp(server: SocketAddr) -> ([Client; 2], UdpClient, UdpClient) {
+    let ann = Client::user(server, "ann").await;
+    let bob = Client::user(server, "bob").await;
+    let mut ann_udp = ann.udp().await;
+    let mut bob_udp = bob.udp().await;
+    ann_udp.establish().await;
+    bob_udp.establish().await;
+    ([ann, bob], ann_udp, bob_udp)
+}
+
 /// A raw datagram client for one session.
 pub struct UdpClient {
     socket: UdpSocket,
